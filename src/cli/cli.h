@@ -1,0 +1,24 @@
+/*
+ * cli.h - shared by the subcommand files of the `strata` binary.
+ */
+#ifndef ST_CLI_H
+#define ST_CLI_H
+
+#include "strata/core.h"
+
+enum { ST_EXIT_OK = 0, ST_EXIT_ERROR = 1, ST_EXIT_USAGE = 2 };
+
+struct st_cmd {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+};
+
+int cmd_sql(int argc, char **argv);
+int cmd_table(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+/* Prints "strata: <msg>" to stderr and returns ST_EXIT_ERROR. */
+int cli_fail(const st_err *err);
+
+#endif

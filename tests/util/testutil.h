@@ -1,0 +1,39 @@
+/*
+ * testutil.h - helpers shared by the test executables: scratch directories,
+ * running the CLI, and cmocka conveniences.
+ */
+#ifndef ST_TESTUTIL_H
+#define ST_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "strata/core.h"
+#include "strata/engine.h"
+
+/* Fresh empty directory under $TMPDIR, OWNED; removed by tu_rmdir. */
+char *tu_tempdir(const char *tag);
+void tu_rmdir(char *dir);   /* removes and frees */
+/* Path of ../shared (STRATA_SHARED), or NULL when absent. */
+const char *tu_shared_dir(void);
+/* Path of the strata binary (STRATA_BIN). */
+const char *tu_strata_bin(void);
+/* Runs a shell command, capturing stdout (OWNED *out, may be NULL) and
+ * returning the exit status (or -1). */
+int tu_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Opens an in-memory engine or fails the test. */
+st_engine *tu_engine(void);
+/* Fails the test with err's message when rc != ST_OK. */
+#define TU_OK(expr)                                                                        \
+    do {                                                                                   \
+        st_rc tu_rc_ = (expr);                                                             \
+        if (tu_rc_ != ST_OK)                                                               \
+            fail_msg("%s failed: %s (%s)", #expr, tu_err.msg, st_rc_name(tu_rc_));         \
+    } while (0)
+/* A per-test error object used by TU_OK. */
+extern st_err tu_err;
+
+#endif
