@@ -17,6 +17,8 @@ struct st_cmd {
 int cmd_sql(int argc, char **argv);
 int cmd_table(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_send(int argc, char **argv);
 
 /* Prints "strata: <msg>" to stderr and returns ST_EXIT_ERROR. */
 int cli_fail(const st_err *err);

@@ -10,6 +10,8 @@
 static const struct st_cmd commands[] = {
     {"sql", cmd_sql, "run SQL over Delta tables"},
     {"table", cmd_table, "create, inspect and maintain a Delta table"},
+    {"serve", cmd_serve, "run the event collector (and loader)"},
+    {"send", cmd_send, "send events to a collector"},
     {"demo", cmd_demo, "run the end-to-end demo"},
 };
 
