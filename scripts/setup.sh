@@ -52,7 +52,11 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$DUCKDB_VERSION" || ! -f "$DEPS_DIR
   echo "setup: fetching DuckDB $DUCKDB_VERSION C library"
   tmp="$(mktemp -d)"
   trap 'rm -rf "$tmp"' EXIT
-  (cd "$tmp" && npm pack --silent "$DUCKDB_BINDINGS" >/dev/null && npm pack --silent "$DUCKDB_HEADER_PKG" >/dev/null)
+  if ! (cd "$tmp" && npm pack "$DUCKDB_BINDINGS" && npm pack "$DUCKDB_HEADER_PKG") >"$tmp/npm.log" 2>&1; then
+    echo "setup: npm pack failed; its output:" >&2
+    cat "$tmp/npm.log" >&2
+    exit 1
+  fi
   mkdir -p "$DEPS_DIR"
   tar xzf "$tmp"/duckdb-node-bindings-linux-x64-*.tgz -C "$tmp" package/libduckdb.so
   tar xzf "$tmp"/duckdb-"$DUCKDB_VERSION".tgz -C "$tmp" package/src/duckdb/src/include/duckdb.h
