@@ -48,7 +48,8 @@ st_rc st_engine_appender_close(duckdb_appender *app, st_err *err);
 /* ---- Parquet ---- */
 
 typedef struct st_col_stats {
-    char *name;          /* column path as DuckDB reports it, e.g. "a" or "s.x" */
+    char *name;          /* column path as DuckDB reports it: quoted identifiers
+                            joined by dots, e.g. "a" or "st"."x" (quotes included) */
     char *min;           /* NULL when unknown */
     char *max;
     int64_t null_count;  /* -1 when unknown */
