@@ -1,7 +1,7 @@
 /*
  * delta.h - Delta Lake tables on the local filesystem.
  *
- * Strata owns the transaction log (_delta_log/*.json, checkpoints); DuckDB
+ * Strata owns the transaction log (_delta_log/N.json, checkpoints); DuckDB
  * writes and reads the Parquet data files.  See src/delta/README.md for the
  * supported protocol features.
  *
@@ -11,8 +11,8 @@
  *                      live files, app transactions; immutable once loaded
  *   st_delta_txn       one commit in preparation (optimistic concurrency)
  *
- * Ownership: every *_load/*_begin/*_parse output is OWNED by the caller and
- * released with the matching *_free/*_abort.  Strings inside a snapshot are
+ * Ownership: every *_load, *_begin and *_parse output is OWNED by the caller and
+ * released with the matching *_free or *_abort.  Strings inside a snapshot are
  * BORROWED and live as long as the snapshot.
  */
 #ifndef STRATA_DELTA_H
@@ -346,5 +346,24 @@ st_rc st_delta_checkpoint(st_engine *eng, const char *table_path, int64_t *out_v
  * version needs.  Returns the number removed. */
 st_rc st_delta_cleanup_log(st_engine *eng, const char *table_path, int64_t now_ms,
                            int64_t *n_removed, st_err *err);
+
+/* ---------------------------------------------------------------- deletion vector writing */
+
+/* Writes a deletion vector file `deletion_vector_<uuid>.bin` at the table
+ * root holding `positions` (row indexes in one data file, any order,
+ * duplicates allowed) united with the rows of `existing` (the file's current
+ * DV, or NULL).  *out describes it (storage 'u', offset 1, cardinality);
+ * out->path_or_inline is OWNED (st_delta_dv_clear).  *out_bytes (may be NULL)
+ * receives the file size.  Tables using DVs need protocol 3/7 with the
+ * deletionVectors feature and delta.enableDeletionVectors=true. */
+st_rc st_delta_dv_build(const char *table_path, const uint64_t *positions, size_t n,
+                        const st_delta_dv *existing, st_delta_dv *out, int64_t *out_bytes,
+                        st_err *err);
+/* Frees what st_delta_dv_build allocated in dv and resets it; NULL is fine. */
+void st_delta_dv_clear(st_delta_dv *dv);
+/* Raises the table's protocol to reader 3 / writer 7 with the deletionVectors
+ * feature (keeping the features the old versions implied) in a commit of its
+ * own; no-op when already there.  ST_ERR_CONFLICT on a concurrent commit. */
+st_rc st_delta_dv_enable(st_engine *eng, const char *table_path, st_err *err);
 
 #endif

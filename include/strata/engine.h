@@ -72,6 +72,7 @@ typedef struct st_parquet_opts {
     const char *const *partition_by; /* columns for hive-style directories */
     size_t n_partition_by;
     int64_t file_size_bytes;         /* roll files at this size, 0 = one file (per partition) */
+    int64_t row_groups_per_file;     /* roll files after this many row groups, 0 = no limit */
     const char *file_prefix;         /* file name prefix, default "part-" */
 } st_parquet_opts;
 

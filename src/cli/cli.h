@@ -19,6 +19,9 @@ int cmd_table(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_send(int argc, char **argv);
+int cmd_extract(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_silver(int argc, char **argv);
 
 /* Prints "strata: <msg>" to stderr and returns ST_EXIT_ERROR. */
 int cli_fail(const st_err *err);

@@ -12,6 +12,9 @@ static const struct st_cmd commands[] = {
     {"table", cmd_table, "create, inspect and maintain a Delta table"},
     {"serve", cmd_serve, "run the event collector (and loader)"},
     {"send", cmd_send, "send events to a collector"},
+    {"extract", cmd_extract, "extract source tables into bronze"},
+    {"import", cmd_import, "commit chunks written by extract --to-dir"},
+    {"silver", cmd_silver, "build silver SCD2 entities (run, erase)"},
     {"demo", cmd_demo, "run the end-to-end demo"},
 };
 

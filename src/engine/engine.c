@@ -304,7 +304,7 @@ st_rc st_engine_write_parquet(st_engine *e, const char *select_sql, const char *
     st_buf sql;
     st_buf_init(&sql, 0);
     const char *prefix = opts->file_prefix ? opts->file_prefix : "part-";
-    bool dir_mode = opts->n_partition_by > 0 || opts->file_size_bytes > 0;
+    bool dir_mode = opts->n_partition_by > 0 || opts->file_size_bytes > 0 || opts->row_groups_per_file > 0;
     char id[37];
     st_uuid4(id);
     rc = st_buf_printf(&sql, "COPY (%s) TO ", select_sql);
@@ -322,6 +322,8 @@ st_rc st_engine_write_parquet(st_engine *e, const char *select_sql, const char *
         rc = rc ? rc : st_buf_printf(&sql, ", FILENAME_PATTERN '%s{uuid}', OVERWRITE_OR_IGNORE", prefix);
         if (opts->file_size_bytes > 0)
             rc = rc ? rc : st_buf_printf(&sql, ", FILE_SIZE_BYTES %lld", (long long)opts->file_size_bytes);
+        if (opts->row_groups_per_file > 0)
+            rc = rc ? rc : st_buf_printf(&sql, ", ROW_GROUPS_PER_FILE %lld", (long long)opts->row_groups_per_file);
         if (opts->n_partition_by) {
             rc = rc ? rc : st_buf_puts(&sql, ", PARTITION_BY (");
             for (size_t i = 0; i < opts->n_partition_by; i++) {

@@ -83,6 +83,17 @@ static void test_write_parquet_stats(void **state)
     assert_int_equal(total, 30);
     st_parquet_files_free(files, n);
 
+    /* rolled files: row groups of 20480 rows, one row group per file */
+    st_parquet_opts ro = {.row_group_size = 20480, .row_groups_per_file = 1};
+    char *rdir = st_path_join(dir, "rolled");
+    TU_OK(st_engine_write_parquet(e, "SELECT i::BIGINT AS v FROM range(61440) t(i)", rdir, &ro, &files, &n,
+                                  &tu_err));
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(files[i].rows, 20480);
+    st_parquet_files_free(files, n);
+    st_free(rdir);
+
     /* no rows, no file */
     char *edir = st_path_join(dir, "empty");
     TU_OK(st_engine_write_parquet(e, "SELECT 1 AS a WHERE false", edir, NULL, &files, &n, &tu_err));

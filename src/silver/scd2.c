@@ -1,0 +1,572 @@
+/*
+ * scd2.c - the SCD Type 2 history rebuild, in DuckDB SQL over the affected
+ * keys only.
+ *
+ * Input: temp table _st_in (the batch, with the delete flag _st_del) and
+ * _st_old (the stored versions of the batch's keys).  Every stored version is
+ * turned back into the changes it stands for (its start and the no-op changes
+ * it absorbed, kept in _noop_seqs), the batch's changes are added, one change
+ * per (key, sequence) survives (the tie-break rule), changes are sorted by
+ * sequence, consecutive equal states collapse, and intervals are derived.
+ * The result equals what in-order arrival of every change would give.  Keys
+ * whose rebuilt history equals the stored one are left out, so replays and
+ * duplicates write nothing.  merge.c applies the result to Delta; the plain
+ * DuckDB variant st_silver_merge_duckdb is here too.
+ */
+#include "silver/silver_int.h"
+
+#include <string.h>
+
+st_rc scd_put_cols(st_buf *b, char **cols, size_t n, const char *alias)
+{
+    st_rc rc = ST_OK;
+    for (size_t i = 0; rc == ST_OK && i < n; i++) {
+        rc = i ? st_buf_puts(b, ", ") : ST_OK;
+        if (rc == ST_OK && alias)
+            rc = st_buf_printf(b, "%s.", alias);
+        rc = rc ? rc : st_buf_sql_ident(b, cols[i]);
+    }
+    return rc;
+}
+
+st_rc scd_put_join(st_buf *b, char **cols, size_t n, const char *l, const char *r)
+{
+    st_rc rc = ST_OK;
+    for (size_t i = 0; rc == ST_OK && i < n; i++) {
+        rc = st_buf_printf(b, "%s%s.", i ? " AND " : "", l);
+        rc = rc ? rc : st_buf_sql_ident(b, cols[i]);
+        rc = rc ? rc : st_buf_printf(b, " = %s.", r);
+        rc = rc ? rc : st_buf_sql_ident(b, cols[i]);
+    }
+    return rc;
+}
+
+/* A 63-bit hash of values as a positive BIGINT: md5 over the JSON array of
+ * their text forms.  JSON escaping keeps concatenations unambiguous and NULL
+ * distinct from '' and 'null'; the text form keeps the hash stable across
+ * integer widening and Parquet round trips. */
+static st_rc put_hash(st_buf *b, char **cols, size_t n, const char *alias,
+                      const char *const *extra, size_t n_extra)
+{
+    st_rc rc = st_buf_puts(b, "CAST(md5_number_upper(CAST(to_json([");
+    for (size_t i = 0; rc == ST_OK && i < n + n_extra; i++) {
+        rc = st_buf_puts(b, i ? ", CAST(" : "CAST(");
+        if (rc == ST_OK && i < n) {
+            if (alias)
+                rc = st_buf_printf(b, "%s.", alias);
+            rc = rc ? rc : st_buf_sql_ident(b, cols[i]);
+        } else if (rc == ST_OK) {
+            rc = st_buf_puts(b, extra[i - n]);
+        }
+        rc = rc ? rc : st_buf_puts(b, " AS VARCHAR)");
+    }
+    return rc ? rc : st_buf_puts(b, "]) AS VARCHAR)) >> 1 AS BIGINT)");
+}
+
+static bool has(char **l, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(l[i], s))
+            return true;
+    return false;
+}
+
+void scd_plan_clear(scd_plan *p)
+{
+    if (!p)
+        return;
+    st_arena_free(p->arena);
+    memset(p, 0, sizeof *p);
+}
+
+static st_rc plan_push(scd_plan *p, char ***list, size_t *n, const char *s)
+{
+    if (has(*list, *n, s))
+        return ST_OK;
+    char **nl = st_arena_alloc(p->arena, (*n + 1) * sizeof *nl);
+    if (!nl)
+        return ST_ERR_NOMEM;
+    if (*n)
+        memcpy(nl, *list, *n * sizeof *nl);
+    nl[*n] = st_arena_strdup(p->arena, s);
+    if (!nl[*n])
+        return ST_ERR_NOMEM;
+    *list = nl;
+    (*n)++;
+    return ST_OK;
+}
+
+/* Column names and types of a relation, into the arena. */
+static st_rc describe(st_engine *eng, const char *rel, scd_plan *p, char ***names, char ***types,
+                      size_t *n, st_err *err)
+{
+    char *sql = st_sprintf("SELECT column_name, column_type FROM (DESCRIBE %s)", rel);
+    duckdb_result r;
+    st_rc rc = sql ? st_engine_query(eng, sql, &r, err) : st_fail(err, ST_ERR_NOMEM, "describe");
+    st_free(sql);
+    if (rc)
+        return rc;
+    idx_t rows = duckdb_row_count(&r);
+    *names = st_arena_alloc(p->arena, (rows + 1) * sizeof **names);
+    *types = st_arena_alloc(p->arena, (rows + 1) * sizeof **types);
+    *n = 0;
+    for (idx_t i = 0; *names && *types && i < rows; i++) {
+        char *a = duckdb_value_varchar(&r, 0, i);
+        char *t = duckdb_value_varchar(&r, 1, i);
+        (*names)[i] = a ? st_arena_strdup(p->arena, a) : NULL;
+        (*types)[i] = t ? st_arena_strdup(p->arena, t) : NULL;
+        duckdb_free(a);
+        duckdb_free(t);
+        if (!(*names)[i] || !(*types)[i])
+            break;
+        (*n)++;
+    }
+    duckdb_destroy_result(&r);
+    if (*n != rows)
+        return st_fail(err, ST_ERR_NOMEM, "describe %s", rel);
+    return ST_OK;
+}
+
+static st_rc add_role(scd_plan *p, const char *col, int role)
+{
+    for (size_t i = 0; i < p->n_cols; i++)
+        if (!strcmp(p->cols[i], col))
+            return ST_OK;
+    size_t n = p->n_cols;
+    st_rc rc = plan_push(p, &p->cols, &p->n_cols, col);
+    if (rc)
+        return rc;
+    int *nr = st_arena_alloc(p->arena, (n + 1) * sizeof *nr);
+    if (!nr)
+        return ST_ERR_NOMEM;
+    if (n)
+        memcpy(nr, p->role, n * sizeof *nr);
+    nr[n] = role;
+    p->role = nr;
+    return ST_OK;
+}
+
+st_rc scd_prepare(st_engine *eng, const st_silver_entity *ent, const char *in_sql, scd_plan *p,
+                  st_err *err)
+{
+    memset(p, 0, sizeof *p);
+    p->ent = ent;
+    p->arena = st_arena_new(4096);
+    if (!p->arena)
+        return st_fail(err, ST_ERR_NOMEM, "silver %s", ent->name);
+    st_rc rc = st_engine_execf(eng, err,
+                               "CREATE OR REPLACE TEMP TABLE _st_in AS SELECT *, "
+                               "coalesce((%s), false) AS _st_del FROM (%s) _src",
+                               ent->delete_kind == ST_SILVER_DELETE_EXPR ? ent->delete_expr
+                                                                          : "false",
+                               in_sql);
+    if (rc) {
+        st_err_ctx(err, "silver %s: reading the batch", ent->name);
+        return rc;
+    }
+    char **names = NULL, **types = NULL;
+    size_t n = 0;
+    rc = describe(eng, "_st_in", p, &names, &types, &n, err);
+    if (rc)
+        return rc;
+    /* business key: source system + country + entity + natural key */
+    static const char *const bk[] = {"_source", "country", "entity_id"};
+    for (size_t i = 0; rc == ST_OK && i < 3; i++)
+        if (has(names, n, bk[i]) && !has(ent->key, ent->n_key, bk[i]))
+            rc = plan_push(p, &p->key, &p->n_key, bk[i]);
+    for (size_t i = 0; rc == ST_OK && i < ent->n_key; i++)
+        rc = plan_push(p, &p->key, &p->n_key, ent->key[i]);
+    for (size_t i = 0; rc == ST_OK && i < p->n_key; i++)
+        rc = add_role(p, p->key[i], SCD_KEY);
+    for (size_t i = 0; rc == ST_OK && i < ent->n_track; i++)
+        rc = add_role(p, ent->track[i], SCD_TRACK);
+    for (size_t i = 0; rc == ST_OK && i < ent->n_update_in_place; i++)
+        rc = add_role(p, ent->update_in_place[i], SCD_LAST);
+    for (size_t i = 0; rc == ST_OK && i < ent->n_tie_break; i++)
+        rc = add_role(p, ent->tie_break[i], SCD_KEEP);
+    if (ent->partition_by_set) {
+        for (size_t i = 0; rc == ST_OK && i < ent->n_partition_by; i++)
+            rc = plan_push(p, &p->part, &p->n_part, ent->partition_by[i]);
+    } else if (rc == ST_OK && has(names, n, "country")) {
+        rc = plan_push(p, &p->part, &p->n_part, "country");
+    }
+    for (size_t i = 0; rc == ST_OK && i < p->n_part; i++)
+        rc = add_role(p, p->part[i], SCD_KEEP);
+    if (rc)
+        return st_fail(err, rc, "silver %s: planning", ent->name);
+    for (size_t i = 0; i < p->n_cols; i++)
+        if (!has(names, n, p->cols[i]))
+            return st_fail(err, ST_ERR_INVALID,
+                           "silver %s (%s:%d): column '%s' is not in the source %s", ent->name,
+                           ent->file, ent->line, p->cols[i], ent->from);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(names[i], ent->sequence))
+            p->seq_type = types[i];
+    if (!p->seq_type)
+        return st_fail(err, ST_ERR_INVALID,
+                       "silver %s (%s:%d): sequence column '%s' is not in the source %s",
+                       ent->name, ent->file, ent->line, ent->sequence, ent->from);
+    /* NULL keys cannot be matched and NULL sequences cannot be ordered */
+    st_buf b;
+    st_buf_init(&b, 0);
+    rc = st_buf_puts(&b, "SELECT count(*) FROM _st_in WHERE ");
+    rc = rc ? rc : st_buf_sql_ident(&b, ent->sequence);
+    rc = rc ? rc : st_buf_puts(&b, " IS NULL");
+    int64_t bad = 0;
+    rc = rc ? rc : st_engine_query_i64(eng, b.data, &bad, err);
+    if (rc == ST_OK && bad > 0)
+        rc = st_fail(err, ST_ERR_INVALID,
+                     "silver %s: %lld change rows have a NULL sequence (column %s)", ent->name,
+                     (long long)bad, ent->sequence);
+    for (size_t i = 0; rc == ST_OK && i < p->n_key; i++) {
+        st_buf_reset(&b);
+        rc = st_buf_puts(&b, "SELECT count(*) FROM _st_in WHERE ");
+        rc = rc ? rc : st_buf_sql_ident(&b, p->key[i]);
+        rc = rc ? rc : st_buf_puts(&b, " IS NULL");
+        rc = rc ? rc : st_engine_query_i64(eng, b.data, &bad, err);
+        if (rc == ST_OK && bad > 0)
+            rc = st_fail(err, ST_ERR_INVALID,
+                         "silver %s: %lld change rows have a NULL business key column %s",
+                         ent->name, (long long)bad, p->key[i]);
+    }
+    st_buf_free(&b);
+    return rc;
+}
+
+st_rc scd_empty_old(st_engine *eng, const scd_plan *p, st_err *err)
+{
+    st_buf b;
+    st_buf_init(&b, 0);
+    st_rc rc = st_buf_puts(&b, "CREATE OR REPLACE TEMP TABLE _st_old AS SELECT ");
+    rc = rc ? rc : scd_put_cols(&b, p->cols, p->n_cols, NULL);
+    rc = rc ? rc
+            : st_buf_printf(&b,
+                            ", CAST(NULL AS BIGINT) AS _sk, CAST(NULL AS %s) AS _valid_from, "
+                            "CAST(NULL AS %s) AS _valid_to, CAST(NULL AS BOOLEAN) AS _is_current, "
+                            "CAST(NULL AS BOOLEAN) AS _is_deleted, CAST(NULL AS BIGINT) AS "
+                            "_version, CAST(NULL AS BIGINT) AS _row_hash, CAST(NULL AS %s) AS "
+                            "_seq, CAST(NULL AS %s[]) AS _noop_seqs, CAST(NULL AS VARCHAR) AS "
+                            "_batch_id, CAST(NULL AS TIMESTAMPTZ) AS _loaded_at FROM _st_in LIMIT 0",
+                            p->seq_type, p->seq_type, p->seq_type, p->seq_type);
+    rc = rc ? st_fail(err, rc, "silver: building SQL") : st_engine_exec(eng, b.data, err);
+    st_buf_free(&b);
+    return rc;
+}
+
+st_rc scd_add_missing(st_engine *eng, const scd_plan *p, const char *current_sql, st_err *err)
+{
+    int64_t n_in = 0;
+    st_rc rc = st_engine_query_i64(eng, "SELECT count(*) FROM _st_in", &n_in, err);
+    if (rc || n_in == 0)
+        return rc; /* an empty batch is no evidence that keys vanished */
+    st_buf b;
+    st_buf_init(&b, 0);
+    rc = st_buf_puts(&b, "INSERT INTO _st_in BY NAME SELECT ");
+    rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, "c");
+    for (size_t i = 0; rc == ST_OK && i < p->n_part; i++)
+        if (!has(p->key, p->n_key, p->part[i])) {
+            rc = st_buf_puts(&b, ", c.");
+            rc = rc ? rc : st_buf_sql_ident(&b, p->part[i]);
+        }
+    rc = rc ? rc : st_buf_puts(&b, ", (SELECT max(");
+    rc = rc ? rc : st_buf_sql_ident(&b, p->ent->sequence);
+    rc = rc ? rc : st_buf_puts(&b, ") FROM _st_in) AS ");
+    rc = rc ? rc : st_buf_sql_ident(&b, p->ent->sequence);
+    rc = rc ? rc : st_buf_printf(&b, ", true AS _st_del FROM (%s) c WHERE c._is_current AND NOT "
+                                     "c._is_deleted AND NOT EXISTS (SELECT 1 FROM _st_in i WHERE ",
+                                 current_sql);
+    rc = rc ? rc : scd_put_join(&b, p->key, p->n_key, "i", "c");
+    rc = rc ? rc : st_buf_puts(&b, ")");
+    rc = rc ? st_fail(err, rc, "silver: building SQL") : st_engine_exec(eng, b.data, err);
+    st_buf_free(&b);
+    return rc;
+}
+
+/* Appends one statement to the script and runs it. */
+static st_rc run(st_engine *eng, st_buf *b, st_err *err)
+{
+    int64_t t0 = st_mono_ns();
+    st_rc rc = st_engine_exec(eng, b->data, err);
+    st_debug("silver: %.3f s: %.60s", (double)(st_mono_ns() - t0) / 1e9, b->data);
+    st_buf_reset(b);
+    return rc;
+}
+
+/* Expressions of the "event" projection: the entity columns, _s, _del, _h,
+  * _noops. */
+static st_rc put_event_cols(st_buf *b, const scd_plan *p)
+{
+    st_rc rc = scd_put_cols(b, p->cols, p->n_cols, NULL);
+    return rc;
+}
+
+st_rc scd_rebuild(st_engine *eng, const scd_plan *p, const char *batch_id, st_silver_stats *stats,
+                  st_err *err)
+{
+    size_t n_track = 0;
+    /* tracked columns in declaration order */
+    char **tr = st_arena_alloc(p->arena, (p->n_cols + 1) * sizeof *tr);
+    char **pres = st_arena_alloc(p->arena, (p->n_cols + 1) * sizeof *pres);
+    size_t n_pres = 0;
+    if (!tr || !pres)
+        return st_fail(err, ST_ERR_NOMEM, "silver %s", p->ent->name);
+    for (size_t i = 0; i < p->n_cols; i++) {
+        if (p->role[i] == SCD_TRACK)
+            tr[n_track++] = p->cols[i];
+        /* columns a tombstone keeps: key, partition and tie-break columns */
+        if (p->role[i] == SCD_KEY || p->role[i] == SCD_KEEP)
+            pres[n_pres++] = p->cols[i];
+    }
+    char **track = tr;
+    const char *seq = p->ent->sequence;
+    st_buf b;
+    st_buf_init(&b, 0);
+    st_rc rc = ST_OK;
+
+    /* One statement, so DuckDB pipelines the steps without materializing
+     * them.  The stored _row_hash and _sk are not read back: both follow
+     * from the columns (and the Parquet bytes of random hashes cost more to
+     * decode than to recompute). */
+    st_buf oh;
+    st_buf_init(&oh, 0);
+    rc = st_buf_puts(&oh, "CASE WHEN _is_deleted THEN NULL ELSE ");
+    rc = rc ? rc : put_hash(&oh, track, n_track, NULL, NULL, 0);
+    rc = rc ? rc : st_buf_puts(&oh, " END");
+    rc = rc ? rc : st_buf_puts(&b, "CREATE OR REPLACE TEMP TABLE _st_ver AS WITH ");
+    /* 1. the changes: the batch's, and those the stored versions stand for */
+    rc = rc ? rc : st_buf_puts(&b, "ev AS (SELECT ");
+    rc = rc ? rc : put_event_cols(&b, p);
+    rc = rc ? rc : st_buf_puts(&b, ", CAST(");
+    rc = rc ? rc : st_buf_sql_ident(&b, seq);
+    rc = rc ? rc : st_buf_printf(&b, " AS %s) AS _s, _st_del AS _del, CASE WHEN _st_del THEN NULL "
+                                     "ELSE ", p->seq_type);
+    rc = rc ? rc : put_hash(&b, track, n_track, NULL, NULL, 0);
+    rc = rc ? rc : st_buf_printf(&b, " END AS _h, CAST(NULL AS %s[]) AS _noops FROM _st_in",
+                                 p->seq_type);
+    /* a stored version: its start ... */
+    rc = rc ? rc : st_buf_puts(&b, " UNION ALL BY NAME SELECT ");
+    rc = rc ? rc : put_event_cols(&b, p);
+    rc = rc ? rc : st_buf_printf(&b, ", _valid_from AS _s, _is_deleted AS _del, %s AS _h, "
+                                     "_noop_seqs AS _noops FROM _st_old", oh.data);
+    /* ... and the no-op changes it absorbed (same state, later sequence) */
+    rc = rc ? rc : st_buf_puts(&b, " UNION ALL BY NAME SELECT * EXCLUDE (_x), _x AS _s FROM "
+                                   "(SELECT ");
+    rc = rc ? rc : put_event_cols(&b, p);
+    rc = rc ? rc : st_buf_printf(&b, ", unnest(_noop_seqs) AS _x, _is_deleted AS _del, %s AS _h, "
+                                     "CAST(NULL AS %s[]) AS _noops FROM _st_old WHERE "
+                                     "_noop_seqs IS NOT NULL)), ", oh.data, p->seq_type);
+    st_buf_free(&oh);
+
+    /* 2. one change per (key, sequence): the largest (tie-break columns,
+     * delete over update, state hash, other values) wins, compared as one
+     * struct.  A total order, so the winner never depends on arrival; an
+     * aggregate rather than a window, which would sort every column. */
+    rc = rc ? rc : st_buf_puts(&b, "e1 AS (SELECT unnest(_w) FROM (SELECT arg_max(struct_pack(");
+    for (size_t i = 0; rc == ST_OK && i < p->n_cols; i++) {
+        rc = st_buf_sql_ident(&b, p->cols[i]);
+        rc = rc ? rc : st_buf_puts(&b, " := ");
+        rc = rc ? rc : st_buf_sql_ident(&b, p->cols[i]);
+        rc = rc ? rc : st_buf_puts(&b, ", ");
+    }
+    rc = rc ? rc : st_buf_puts(&b, "_s := _s, _del := _del, _h := _h, _noops := _noops), "
+                                   "struct_pack(");
+    for (size_t i = 0; rc == ST_OK && i < p->ent->n_tie_break; i++) {
+        rc = st_buf_printf(&b, "t%zu := ", i);
+        rc = rc ? rc : st_buf_sql_ident(&b, p->ent->tie_break[i]);
+        rc = rc ? rc : st_buf_puts(&b, ", ");
+    }
+    rc = rc ? rc : st_buf_puts(&b, "d := _del, h := _h");
+    for (size_t i = 0; rc == ST_OK && i < p->n_cols; i++) {
+        if (p->role[i] == SCD_KEY)
+            continue;
+        rc = st_buf_printf(&b, ", c%zu := ", i);
+        rc = rc ? rc : st_buf_sql_ident(&b, p->cols[i]);
+    }
+    rc = rc ? rc : st_buf_puts(&b, ")) AS _w FROM ev GROUP BY ");
+    rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
+    rc = rc ? rc : st_buf_puts(&b, ", _s)), ");
+
+    /* 3. sort by sequence; a change equal to the state before it opens no
+     * version (its sequence is kept in _noop_seqs of the version) */
+    rc = rc ? rc : st_buf_puts(&b, "e2 AS (SELECT *, CASE WHEN lag(_del) OVER w IS NULL THEN 1 "
+                                   "WHEN lag(_del) OVER w <> _del THEN 1 WHEN NOT _del AND lag(_h) "
+                                   "OVER w <> _h THEN 1 ELSE 0 END AS _new FROM e1 WINDOW w AS "
+                                   "(PARTITION BY ");
+    rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
+    rc = rc ? rc : st_buf_puts(&b, " ORDER BY _s)), e3 AS (SELECT *, sum(_new) OVER (PARTITION BY ");
+    rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
+    rc = rc ? rc : st_buf_puts(&b, " ORDER BY _s ROWS UNBOUNDED PRECEDING) AS _g FROM e2), ");
+
+    /* 4. one row per version, then intervals */
+    rc = rc ? rc : st_buf_puts(&b, "g AS (SELECT ");
+    rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
+    for (size_t i = 0; rc == ST_OK && i < p->n_cols; i++) {
+        if (p->role[i] == SCD_KEY)
+            continue;
+        bool keep = p->role[i] == SCD_KEEP;
+        rc = st_buf_puts(&b, keep ? ", " : ", CASE WHEN bool_or(_del) THEN NULL ELSE ");
+        rc = rc ? rc : st_buf_puts(&b, p->role[i] == SCD_LAST ? "arg_max_null(" : "arg_min_null(");
+        rc = rc ? rc : st_buf_sql_ident(&b, p->cols[i]);
+        rc = rc ? rc : st_buf_puts(&b, keep ? ", _s) AS " : ", _s) END AS ");
+        rc = rc ? rc : st_buf_sql_ident(&b, p->cols[i]);
+    }
+    rc = rc ? rc : st_buf_puts(&b, ", min(_s) AS _vf, max(_s) AS _seq, bool_or(_del) AS _del, "
+                                   "arg_min_null(_h, _s) AS _h, CASE WHEN count(*) > 1 THEN "
+                                   "(list(_s ORDER BY _s))[2:] END AS _noops FROM e3 GROUP BY ");
+    rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
+    rc = rc ? rc : st_buf_puts(&b, ", _g) SELECT ");
+    rc = rc ? rc : scd_put_cols(&b, p->cols, p->n_cols, NULL);
+    rc = rc ? rc : st_buf_puts(&b, ", ");
+    {
+        const char *extra[] = {"_vf"};
+        rc = rc ? rc : put_hash(&b, p->key, p->n_key, NULL, extra, 1);
+    }
+    rc = rc ? rc : st_buf_puts(&b, " AS _sk, _vf AS _valid_from, lead(_vf) OVER w AS _valid_to, "
+                                   "lead(_vf) OVER w IS NULL AS _is_current, _del AS _is_deleted, "
+                                   "row_number() OVER w AS _version, CASE WHEN _del THEN NULL ELSE "
+                                   "_h END AS _row_hash, _seq, _noops AS _noop_seqs FROM g WINDOW w "
+                                   "AS (PARTITION BY ");
+    rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
+    rc = rc ? rc : st_buf_puts(&b, " ORDER BY _vf)");
+    rc = rc ? rc : run(eng, &b, err);
+
+    /* 5. keys whose history changed: set difference both ways over the
+     * columns that define a version (NULL-safe, no hashing) */
+    st_buf cmp;
+    st_buf_init(&cmp, 0);
+    rc = rc ? rc : scd_put_cols(&cmp, p->cols, p->n_cols, NULL);
+    rc = rc ? rc : st_buf_puts(&cmp, ", _valid_from, _valid_to, _is_deleted, _noop_seqs, _seq");
+    rc = rc ? rc : st_buf_puts(&b, "CREATE OR REPLACE TEMP TABLE _st_chg AS SELECT DISTINCT ");
+    rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
+    rc = rc ? rc : st_buf_printf(&b, " FROM ((SELECT %s FROM _st_ver EXCEPT SELECT %s FROM _st_old) "
+                                     "UNION ALL (SELECT %s FROM _st_old EXCEPT SELECT %s FROM "
+                                     "_st_ver))",
+                                 cmp.data, cmp.data, cmp.data, cmp.data);
+    st_buf_free(&cmp);
+    rc = rc ? rc : run(eng, &b, err);
+
+    /* 6. the new rows of changed keys; a version that existed before with
+     * the same start and state keeps its batch id and load time (the CASE
+     * in the select list keeps the join a hash join) */
+    rc = rc ? rc : st_buf_puts(&b, "CREATE OR REPLACE TEMP TABLE _st_new AS SELECT ");
+    rc = rc ? rc : scd_put_cols(&b, p->cols, p->n_cols, "v");
+    rc = rc ? rc : st_buf_puts(&b, ", v._sk, v._valid_from, v._valid_to, v._is_current, "
+                                   "v._is_deleted, v._version, v._row_hash, v._seq, v._noop_seqs, "
+                                   "CASE WHEN o._st_same THEN o._batch_id ELSE ");
+    rc = rc ? rc : st_buf_sql_str(&b, batch_id);
+    rc = rc ? rc : st_buf_puts(&b, " END AS _batch_id, CASE WHEN o._st_same THEN o._loaded_at "
+                                   "ELSE CAST(now() AS TIMESTAMPTZ) END AS _loaded_at FROM _st_ver "
+                                   "v JOIN _st_chg c ON ");
+    rc = rc ? rc : scd_put_join(&b, p->key, p->n_key, "v", "c");
+    /* same start and same state: the version existed before */
+    rc = rc ? rc : st_buf_puts(&b, " LEFT JOIN (SELECT ");
+    rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
+    rc = rc ? rc : st_buf_puts(&b, ", _valid_from, _batch_id, _loaded_at, _is_deleted, CASE WHEN "
+                                   "_is_deleted THEN NULL ELSE ");
+    rc = rc ? rc : put_hash(&b, track, n_track, NULL, NULL, 0);
+    rc = rc ? rc : st_buf_puts(&b, " END AS _oh, true AS _st_same FROM _st_old) o ON ");
+    rc = rc ? rc : scd_put_join(&b, p->key, p->n_key, "o", "v");
+    rc = rc ? rc : st_buf_puts(&b, " AND o._valid_from = v._valid_from AND o._is_deleted = "
+                                   "v._is_deleted AND o._oh IS NOT DISTINCT FROM v._row_hash");
+    rc = rc ? rc : run(eng, &b, err);
+
+    int64_t v = 0;
+    if (rc == ST_OK && stats) {
+        rc = st_engine_query_i64(eng, "SELECT count(*) FROM _st_in", &v, err);
+        stats->rows_in = v;
+        st_buf_puts(&b, "SELECT count(*) FROM (SELECT DISTINCT ");
+        scd_put_cols(&b, p->key, p->n_key, NULL);
+        st_buf_puts(&b, " FROM _st_in)");
+        rc = rc ? rc : st_engine_query_i64(eng, b.data, &v, err);
+        st_buf_reset(&b);
+        stats->keys_affected = v;
+        rc = rc ? rc : st_engine_query_i64(eng, "SELECT count(*) FROM _st_chg", &v, err);
+        stats->keys_changed = v;
+        rc = rc ? rc : st_engine_query_i64(eng, "SELECT count(*) FROM _st_new", &v, err);
+        stats->rows_written = v;
+    }
+    st_buf_free(&b);
+    if (rc)
+        st_err_ctx(err, "silver %s: rebuilding history", p->ent->name);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- DuckDB tables */
+
+st_rc st_silver_merge_duckdb(st_engine *eng, const st_silver_entity *ent, const char *in_sql,
+                             const char *target_table, const char *batch_id,
+                             st_silver_stats *stats, st_err *err)
+{
+    st_silver_stats local = {0};
+    if (!stats)
+        stats = &local;
+    memset(stats, 0, sizeof *stats);
+    stats->version = -1;
+    stats->source_version = -1;
+    char uuid[37];
+    if (!batch_id) {
+        st_uuid4(uuid);
+        batch_id = uuid;
+    }
+    scd_plan p;
+    st_buf b;
+    st_buf_init(&b, 0);
+    st_rc rc = scd_prepare(eng, ent, in_sql, &p, err);
+    int64_t exists = 0;
+    rc = rc ? rc : st_buf_puts(&b, "SELECT count(*) FROM duckdb_tables() WHERE table_name = ");
+    rc = rc ? rc : st_buf_sql_str(&b, target_table);
+    rc = rc ? rc : st_engine_query_i64(eng, b.data, &exists, err);
+    st_buf_reset(&b);
+    if (rc)
+        goto done;
+    if (exists && ent->delete_kind == ST_SILVER_DELETE_MISSING) {
+        rc = st_buf_puts(&b, "SELECT * FROM ");
+        rc = rc ? rc : st_buf_sql_ident(&b, target_table);
+        rc = rc ? rc : scd_add_missing(eng, &p, b.data, err);
+        st_buf_reset(&b);
+        if (rc)
+            goto done;
+    }
+    if (exists) {
+        rc = st_buf_puts(&b, "CREATE OR REPLACE TEMP TABLE _st_old AS SELECT t.* FROM ");
+        rc = rc ? rc : st_buf_sql_ident(&b, target_table);
+        rc = rc ? rc : st_buf_puts(&b, " t SEMI JOIN (SELECT DISTINCT ");
+        rc = rc ? rc : scd_put_cols(&b, p.key, p.n_key, NULL);
+        rc = rc ? rc : st_buf_puts(&b, " FROM _st_in) k ON ");
+        rc = rc ? rc : scd_put_join(&b, p.key, p.n_key, "t", "k");
+        rc = rc ? rc : st_engine_exec(eng, b.data, err);
+        st_buf_reset(&b);
+    } else {
+        rc = scd_empty_old(eng, &p, err);
+    }
+    rc = rc ? rc : scd_rebuild(eng, &p, batch_id, stats, err);
+    if (rc)
+        goto done;
+    if (!exists) {
+        rc = st_buf_puts(&b, "CREATE TABLE ");
+        rc = rc ? rc : st_buf_sql_ident(&b, target_table);
+        rc = rc ? rc : st_buf_puts(&b, " AS SELECT * FROM _st_new");
+        rc = rc ? rc : st_engine_exec(eng, b.data, err);
+        goto done;
+    }
+    rc = st_buf_puts(&b, "SELECT count(*) FROM _st_old o SEMI JOIN _st_chg c ON ");
+    rc = rc ? rc : scd_put_join(&b, p.key, p.n_key, "o", "c");
+    rc = rc ? rc : st_engine_query_i64(eng, b.data, &stats->rows_deleted, err);
+    st_buf_reset(&b);
+    rc = rc ? rc : st_buf_puts(&b, "DELETE FROM ");
+    rc = rc ? rc : st_buf_sql_ident(&b, target_table);
+    rc = rc ? rc : st_buf_puts(&b, " t USING _st_chg c WHERE ");
+    rc = rc ? rc : scd_put_join(&b, p.key, p.n_key, "t", "c");
+    rc = rc ? rc : st_engine_exec(eng, b.data, err);
+    st_buf_reset(&b);
+    rc = rc ? rc : st_buf_puts(&b, "INSERT INTO ");
+    rc = rc ? rc : st_buf_sql_ident(&b, target_table);
+    rc = rc ? rc : st_buf_puts(&b, " BY NAME SELECT * FROM _st_new");
+    rc = rc ? rc : st_engine_exec(eng, b.data, err);
+done:
+    if (rc)
+        st_err_ctx(err, "silver %s -> %s", ent->name, target_table);
+    st_buf_free(&b);
+    scd_plan_clear(&p);
+    return rc;
+}

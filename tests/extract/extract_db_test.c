@@ -1,0 +1,529 @@
+/*
+ * extract_db_test.c - extraction against real PostgreSQL and MariaDB servers
+ * started by tests/extract/servers.sh in a temp dir on loopback ports:
+ * full / incremental / hashdiff across runs with inserts, updates and
+ * deletes (row count + order-independent checksum on both sides), chunked
+ * parallel runs, a connection killed mid-run then resumed, clear errors for
+ * a wrong password / closed port / missing table, schema drift, and the
+ * ODBC path (psqlODBC, MariaDB Connector/ODBC) against the native one.
+ */
+#include "testutil.h"
+
+#include "strata/delta.h"
+#include "strata/extract.h"
+
+#include <libpq-fe.h>
+#include <mysql.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *g_dir;
+static int g_pg = 55000, g_my = 34000;
+
+static void pg_sql(const char *sql)
+{
+    char ci[256];
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=strata password=stratapw dbname=src", g_pg);
+    PGconn *c = PQconnectdb(ci);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("pg: %s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+static char *pg_str(const char *sql)
+{
+    char ci[256];
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=strata password=stratapw dbname=src", g_pg);
+    PGconn *c = PQconnectdb(ci);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("pg: %s: %s", sql, PQerrorMessage(c));
+    char *out = st_strdup(PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+    return out;
+}
+
+static MYSQL *my_conn(void)
+{
+    MYSQL *m = mysql_init(NULL);
+    mysql_optionsv(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    mysql_optionsv(m, MYSQL_INIT_COMMAND, "SET time_zone = '+00:00'");
+    if (!mysql_real_connect(m, "127.0.0.1", "strata", "stratapw", "src", (unsigned)g_my, NULL,
+                            CLIENT_MULTI_STATEMENTS))
+        fail_msg("mysql connect: %s", mysql_error(m));
+    return m;
+}
+
+static void my_sql(const char *sql)
+{
+    MYSQL *m = my_conn();
+    if (mysql_query(m, sql))
+        fail_msg("mysql: %s: %s", sql, mysql_error(m));
+    int more;
+    do {
+        MYSQL_RES *r = mysql_store_result(m);
+        if (r)
+            mysql_free_result(r);
+        more = mysql_next_result(m);
+        if (more > 0)
+            fail_msg("mysql: %s: %s", sql, mysql_error(m));
+    } while (more == 0);
+    mysql_close(m);
+}
+
+static char *my_str(const char *sql)
+{
+    MYSQL *m = my_conn();
+    if (mysql_query(m, sql))
+        fail_msg("mysql: %s: %s", sql, mysql_error(m));
+    MYSQL_RES *r = mysql_store_result(m);
+    MYSQL_ROW row = mysql_fetch_row(r);
+    char *out = st_strdup(row && row[0] ? row[0] : "");
+    mysql_free_result(r);
+    mysql_close(m);
+    return out;
+}
+
+/* count|md5 of the sorted rendered rows of bronze table `target`, with
+ * `where` applied and `render` a DuckDB expression per row. */
+static char *bronze_sum(const char *proj, const char *target, const char *render, const char *where)
+{
+    st_engine *e = tu_engine();
+    char *path = st_sprintf("%s/lake/bronze/%s", proj, target);
+    st_delta_snapshot *s = NULL;
+    TU_OK(st_delta_snapshot_load(e, path, -1, &s, &tu_err));
+    TU_OK(st_delta_register_view(e, "b", s, &tu_err));
+    char *sql = st_sprintf("SELECT count(*) || '|' || coalesce(md5(string_agg(r, chr(10) ORDER BY r)), '')"
+                           " FROM (SELECT %s AS r FROM b %s)", render, where ? where : "");
+    char *out = NULL;
+    TU_OK(st_engine_query_str(e, sql, &out, &tu_err));
+    st_free(sql);
+    st_free(path);
+    st_delta_snapshot_free(s);
+    st_engine_close(e);
+    return out;
+}
+
+static char *src_sum(bool my, const char *table, const char *render)
+{
+    char *sql = st_sprintf(my ? "SELECT concat(count(*), '|', coalesce(md5(group_concat(r ORDER BY r"
+                                " SEPARATOR '\\n')), '')) FROM (SELECT %s AS r FROM %s) s"
+                              : "SELECT count(*) || '|' || coalesce(md5(string_agg(r, chr(10) ORDER BY r"
+                                " COLLATE \"C\")), '') FROM (SELECT %s AS r FROM %s) s",
+                           render, table);
+    char *out = my ? my_str(sql) : pg_str(sql);
+    st_free(sql);
+    return out;
+}
+
+static char *project(const char *tag, const char *sources_yml)
+{
+    char *dir = st_sprintf("%s/%s", g_dir, tag);
+    st_mkdirs(dir, NULL);
+    char *yml = st_sprintf("lake: ./lake\nstate: ./state.db\nsources:\n%s", sources_yml);
+    char *path = st_sprintf("%s/strata.yml", dir);
+    TU_OK(st_file_write_atomic(path, yml, strlen(yml), &tu_err));
+    st_free(yml);
+    st_free(path);
+    return dir;
+}
+
+static st_extract_report *run(const char *proj, const char *sel, bool full, st_rc want)
+{
+    st_extract_opts o = {0};
+    o.project_dir = proj;
+    o.full = full;
+    st_extract_report *rep = NULL;
+    st_rc rc = st_extract_run(&o, sel, &rep, &tu_err);
+    if (rc != want)
+        fail_msg("extract %s: rc %s, want %s: %s", sel, st_rc_name(rc), st_rc_name(want), tu_err.msg);
+    return rep;
+}
+
+#define PG_SRC(name, extra)                                                                 \
+    "  " name ":\n    kind: postgres\n    host: 127.0.0.1\n    port: %d\n    user: strata\n"  \
+    "    database: src\n    password_env: XPW\n" extra
+
+/* PostgreSQL rendering of the typed test table, and the DuckDB rendering of bronze. */
+#define PG_RENDER "concat_ws('|', id, name, amount, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), d, ok::int, encode(b, 'hex'), u, j)"
+#define DK_RENDER "concat_ws('|', id, name, amount, strftime(ts, '%Y-%m-%d %H:%M:%S'), d, ok::int, lower(hex(b)), u, j)"
+
+static void seed_pg_typed(const char *t, int n)
+{
+    char *sql = st_sprintf(
+        "DROP TABLE IF EXISTS %s; CREATE TABLE %s(id bigint primary key, name text, amount numeric(18,2),"
+        " ts timestamptz, d date, ok boolean, b bytea, u uuid, j jsonb, updated_at timestamp);"
+        "INSERT INTO %s SELECT g, 'näme ' || g || E'\\t\\\\x€', g * 1.25 - 500, '2024-01-01 00:00:00+02'::timestamptz"
+        " + g * interval '1 minute', date '2024-01-01' + g, g %% 2 = 0, decode(lpad(to_hex(g %% 65536), 4, '0'), 'hex'),"
+        " md5(g::text)::uuid, jsonb_build_object('k', g), timestamp '2024-01-01' + g * interval '1 second'"
+        " FROM generate_series(1, %d) g; INSERT INTO %s(id) VALUES (%d)",
+        t, t, t, n, t, n + 1);
+    pg_sql(sql);
+    st_free(sql);
+}
+
+static void check_pg(const char *proj, const char *table, const char *target)
+{
+    char *a = src_sum(false, table, PG_RENDER);
+    char *b = bronze_sum(proj, target, DK_RENDER, NULL);
+    assert_string_equal(a, b);
+    st_free(a);
+    st_free(b);
+}
+
+static void test_pg_full(void **state)
+{
+    (void)state;
+    if (!g_dir)
+        skip();
+    seed_pg_typed("tfull", 5000);
+    char *yml = st_sprintf(PG_SRC("pg", "    parallel: 2\n    batch_rows: 1500\n    tables:\n"
+                                        "      public.tfull: {strategy: full, key: [id], chunks: 4}\n"),
+                           g_pg);
+    char *proj = project("pgfull", yml);
+    st_extract_report *rep = run(proj, "pg", false, ST_OK);
+    assert_int_equal(rep->tables[0].rows_written, 5001);
+    assert_int_equal(rep->tables[0].n_chunks, 4);
+    st_extract_report_free(rep);
+    check_pg(proj, "tfull", "pg__public__tfull");
+    pg_sql("UPDATE tfull SET name = 'upd', amount = 1.01 WHERE id % 7 = 0; DELETE FROM tfull WHERE id % 11 = 0;"
+           "INSERT INTO tfull(id, name) VALUES (90000, NULL), (90001, '')");
+    rep = run(proj, "pg.tfull", false, ST_OK);
+    st_extract_report_free(rep);
+    check_pg(proj, "tfull", "pg__public__tfull");
+    st_free(yml);
+    st_free(proj);
+}
+
+static void test_pg_incremental(void **state)
+{
+    (void)state;
+    if (!g_dir)
+        skip();
+    seed_pg_typed("tinc", 3000);
+    pg_sql("UPDATE tinc SET updated_at = timestamp '2024-01-01' WHERE updated_at IS NULL");
+    char *yml = st_sprintf(PG_SRC("pg", "    tables:\n      public.tinc: {strategy: incremental,"
+                                        " key: [id], cursor: updated_at, lookback: 60, chunks: 3}\n"),
+                           g_pg);
+    char *proj = project("pginc", yml);
+    st_extract_report_free(run(proj, "pg", false, ST_OK));
+    check_pg(proj, "tinc", "pg__public__tinc");
+    pg_sql("UPDATE tinc SET name = 'changed', updated_at = timestamp '2030-01-01' WHERE id <= 10;"
+           "INSERT INTO tinc(id, name, updated_at) VALUES (50000, 'new', timestamp '2030-01-02')");
+    st_extract_report *rep = run(proj, "pg", false, ST_OK);
+    /* only the window (watermark - lookback, max] was read, not the table */
+    assert_true(rep->tables[0].rows_read < 100);
+    assert_true(rep->tables[0].rows_read >= 11);
+    st_extract_report_free(rep);
+    check_pg(proj, "tinc", "pg__public__tinc");
+    /* a second identical run must not duplicate the lookback rows */
+    st_extract_report_free(run(proj, "pg", false, ST_OK));
+    check_pg(proj, "tinc", "pg__public__tinc");
+    char *d = bronze_sum(proj, "pg__public__tinc", "CAST(count(*) OVER () - count(*) OVER (PARTITION BY id) AS VARCHAR)", "QUALIFY count(*) OVER (PARTITION BY id) > 1");
+    assert_string_equal(d, "0|");
+    st_free(d);
+    st_free(yml);
+    st_free(proj);
+}
+
+#define HD_RENDER_PG "concat_ws('|', k1, k2, v, amount)"
+static void test_pg_hashdiff(void **state)
+{
+    (void)state;
+    if (!g_dir)
+        skip();
+    pg_sql("DROP TABLE IF EXISTS thd; CREATE TABLE thd(k1 int, k2 text, v text, amount numeric(10,3));"
+           "INSERT INTO thd SELECT g, 'k' || (g % 3), 'v' || g, g / 7.0 FROM generate_series(1, 2000) g");
+    char *yml = st_sprintf(PG_SRC("pg", "    tables:\n      public.thd: {strategy: hashdiff, key: [k1, k2]}\n"),
+                           g_pg);
+    char *proj = project("pghd", yml);
+    st_extract_report *rep = run(proj, "pg", false, ST_OK);
+    assert_int_equal(rep->tables[0].rows_written, 2000);
+    st_extract_report_free(rep);
+    pg_sql("UPDATE thd SET v = 'changed' WHERE k1 <= 15; DELETE FROM thd WHERE k1 BETWEEN 100 AND 104;"
+           "INSERT INTO thd VALUES (5000, 'x', NULL, NULL), (5001, 'ü', 'neu', 1.5)");
+    rep = run(proj, "pg", false, ST_OK);
+    assert_int_equal(rep->tables[0].rows_written, 15 + 5 + 2);   /* only the changes */
+    st_extract_report_free(rep);
+    rep = run(proj, "pg", false, ST_OK);
+    assert_int_equal(rep->tables[0].rows_written, 0);            /* nothing changed */
+    st_extract_report_free(rep);
+    char *a = src_sum(false, "thd", HD_RENDER_PG);
+    /* current state = the latest change per key, unless it is a delete */
+    char *b = bronze_sum(proj, "pg__public__thd", "concat_ws('|', k1, k2, v, amount)",
+                         "QUALIFY row_number() OVER (PARTITION BY k1, k2 ORDER BY _loaded_at DESC) = 1"
+                         " AND _op <> 'D'");
+    assert_string_equal(a, b);
+    char *ops = bronze_sum(proj, "pg__public__thd", "_op", "WHERE _op <> 'I' OR k1 >= 5000");
+    assert_int_equal(atoi(ops), 15 + 5 + 2);
+    st_free(ops);
+    st_free(a);
+    st_free(b);
+    st_free(yml);
+    st_free(proj);
+}
+
+#define MY_SRC(name, extra)                                                                 \
+    "  " name ":\n    kind: mysql\n    host: 127.0.0.1\n    port: %d\n    user: strata\n"     \
+    "    database: src\n    password_env: XPW\n" extra
+#define MY_RENDER "concat_ws('|', id, name, amount, date_format(ts, '%Y-%m-%d %H:%i:%s'), dt, d, ok, lower(hex(b)), j)"
+#define MYD_RENDER "concat_ws('|', id, name, amount, strftime(ts, '%Y-%m-%d %H:%M:%S'), strftime(dt, '%Y-%m-%d %H:%M:%S'), d, ok, lower(hex(b)), j)"
+
+static void test_mysql(void **state)
+{
+    (void)state;
+    if (!g_dir)
+        skip();
+    my_sql("DROP TABLE IF EXISTS tmy; CREATE TABLE tmy(id bigint primary key, name varchar(100), amount decimal(20,4),"
+           " ts timestamp NULL, dt datetime NULL, d date, ok tinyint, b varbinary(16), j json, updated_at datetime NULL)"
+           " CHARACTER SET utf8mb4;"
+           "INSERT INTO tmy SELECT seq, concat('näme ', seq, '\\t€'), seq * 1.2345 - 300, CAST('2024-01-01' AS DATETIME) + interval seq minute,"
+           " CAST('2024-01-01' AS DATETIME) + interval seq second, CAST('2024-01-01' AS DATE) + interval seq day, seq % 2,"
+           " unhex(lpad(hex(seq), 4, '0')), json_object('k', seq), CAST('2024-01-01' AS DATETIME) + interval seq second"
+           " FROM seq_1_to_4000; INSERT INTO tmy(id) VALUES (4001)");
+    char *yml = st_sprintf(MY_SRC("my", "    parallel: 2\n    tables:\n"
+                                        "      src.tmy: {strategy: full, key: [id], chunks: 3}\n"
+                                        "      src.tmyi: {strategy: incremental, key: [id], cursor: updated_at, target: tmyi}\n"),
+                           g_my);
+    my_sql("DROP TABLE IF EXISTS tmyi; CREATE TABLE tmyi LIKE tmy; INSERT INTO tmyi SELECT * FROM tmy");
+    char *proj = project("my", yml);
+    st_extract_report_free(run(proj, "my", false, ST_OK));
+    char *a = src_sum(true, "tmy", MY_RENDER), *b = bronze_sum(proj, "my__src__tmy", MYD_RENDER, NULL);
+    assert_string_equal(a, b);
+    st_free(a);
+    st_free(b);
+    my_sql("UPDATE tmyi SET name = 'u', updated_at = '2031-01-01' WHERE id < 20; INSERT INTO tmyi(id, updated_at) VALUES (9999, '2031-02-02');"
+           "DELETE FROM tmy WHERE id % 5 = 0; UPDATE tmy SET amount = 0 WHERE id % 3 = 0");
+    st_extract_report *rep = run(proj, "my", false, ST_OK);
+    assert_int_equal(rep->tables[1].rows_read, 20);
+    st_extract_report_free(rep);
+    a = src_sum(true, "tmy", MY_RENDER);
+    b = bronze_sum(proj, "my__src__tmy", MYD_RENDER, NULL);
+    assert_string_equal(a, b);
+    st_free(a);
+    st_free(b);
+    a = src_sum(true, "tmyi", MY_RENDER);
+    b = bronze_sum(proj, "tmyi", MYD_RENDER, NULL);
+    assert_string_equal(a, b);
+    st_free(a);
+    st_free(b);
+    st_free(yml);
+    st_free(proj);
+}
+
+/* Kills the extraction's PostgreSQL backends after the second chunk. */
+static st_rc kill_after(void *arg, const char *table, int chunk, st_err *err)
+{
+    int *n = arg;
+    if (++*n == 2)
+        pg_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+               " WHERE application_name = 'strata-extract'");
+    return ST_OK;
+}
+
+static void test_pg_resume(void **state)
+{
+    (void)state;
+    if (!g_dir)
+        skip();
+    seed_pg_typed("tres", 4000);
+    char *yml = st_sprintf(PG_SRC("pg", "    retries: 0\n    tables:\n"
+                                        "      public.tres: {strategy: full, key: [id], chunks: 5}\n"),
+                           g_pg);
+    char *proj = project("pgres", yml);
+    int n = 0;
+    st_extract_opts o = {0};
+    o.project_dir = proj;
+    o.on_chunk = kill_after;
+    o.on_chunk_arg = &n;
+    st_extract_report *rep = NULL;
+    st_rc rc = st_extract_run(&o, "pg", &rep, &tu_err);
+    assert_int_not_equal(rc, ST_OK);
+    assert_non_null(strstr(tu_err.msg, "chunk 2"));
+    assert_int_equal(rep->tables[0].version, -1);
+    int64_t first_run = rep->tables[0].run_id;
+    st_extract_report_free(rep);
+    /* nothing was committed */
+    char *lake = st_sprintf("%s/lake/bronze/pg__public__tres", proj);
+    int64_t v = 0;
+    TU_OK(st_delta_latest_version(lake, &v, &tu_err));
+    assert_true(v < 1);
+    rep = run(proj, "pg", false, ST_OK);
+    assert_int_equal(rep->tables[0].run_id, first_run);
+    assert_int_equal(rep->tables[0].n_chunks_resumed, 2);
+    assert_true(rep->tables[0].rows_read < 4001);
+    assert_int_equal(rep->tables[0].rows_written, 4001);
+    st_extract_report_free(rep);
+    check_pg(proj, "tres", "pg__public__tres");
+    st_free(lake);
+    st_free(yml);
+    st_free(proj);
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    if (!g_dir)
+        skip();
+    char *yml = st_sprintf(PG_SRC("pg", "    tables: [public.nosuch]\n")
+                           "  bad:\n    kind: postgres\n    host: 127.0.0.1\n    port: %d\n"
+                           "    user: strata\n    database: src\n    password_file: /nonexistent/pw\n"
+                           "    tables: [public.x]\n", g_pg, g_pg);
+    char *proj = project("errs", yml);
+    st_extract_opts o = {0};
+    o.project_dir = proj;
+    st_extract_report *rep = NULL;
+    /* config error names file and key */
+    assert_int_not_equal(st_extract_run(&o, "pg", &rep, &tu_err), ST_OK);
+    assert_non_null(strstr(tu_err.msg, "password_file"));
+    st_free(yml);
+    st_free(proj);
+    yml = st_sprintf(PG_SRC("pg", "    tables: [public.nosuch]\n")
+                     "  wrongpw:\n    kind: postgres\n    host: 127.0.0.1\n    port: %d\n"
+                     "    user: strata\n    database: src\n    password_env: XBADPW\n    tables: [public.tfull]\n"
+                     "  closed:\n    kind: mysql\n    host: 127.0.0.1\n    port: 1\n    user: strata\n"
+                     "    password_env: XPW\n    connect_timeout: 2\n    tables: [src.tmy]\n"
+                     "  strict:\n    kind: postgres\n    host: 127.0.0.1\n    port: %d\n    user: strata\n"
+                     "    database: src\n    password_env: XPW\n    tables:\n      public.tfull: {strategy: full, typo: 1}\n",
+                     g_pg, g_pg, g_pg);
+    proj = project("errs2", yml);
+    o.project_dir = proj;
+    assert_int_equal(st_extract_run(&o, "pg", &rep, &tu_err), ST_ERR_INVALID);
+    assert_non_null(strstr(tu_err.msg, "typo"));
+    assert_non_null(strstr(tu_err.msg, "strata.yml:"));
+    st_free(yml);
+    st_free(proj);
+    yml = st_sprintf(PG_SRC("pg", "    tables: [public.nosuch]\n")
+                     "  wrongpw:\n    kind: postgres\n    host: 127.0.0.1\n    port: %d\n"
+                     "    user: strata\n    database: src\n    password_env: XBADPW\n    tables: [public.tfull]\n"
+                     "  closed:\n    kind: mysql\n    host: 127.0.0.1\n    port: 1\n    user: strata\n"
+                     "    password_env: XPW\n    connect_timeout: 2\n    tables: [src.tmy]\n",
+                     g_pg, g_pg);
+    proj = project("errs3", yml);
+    o.project_dir = proj;
+    assert_int_equal(st_extract_run(&o, "pg", &rep, &tu_err), ST_ERR_NOTFOUND);
+    assert_non_null(strstr(rep->tables[0].error, "nosuch does not exist"));
+    st_extract_report_free(rep);
+    assert_int_equal(st_extract_run(&o, "wrongpw", &rep, &tu_err), ST_ERR_REMOTE);
+    assert_non_null(strstr(tu_err.msg, "password authentication failed"));
+    assert_null(strstr(tu_err.msg, "definitely-wrong"));   /* secret never in messages */
+    st_extract_report_free(rep);
+    assert_int_equal(st_extract_run(&o, "closed", &rep, &tu_err), ST_ERR_REMOTE);
+    assert_non_null(strstr(tu_err.msg, "connect"));
+    st_extract_report_free(rep);
+    st_free(yml);
+    st_free(proj);
+}
+
+static void test_drift(void **state)
+{
+    (void)state;
+    if (!g_dir)
+        skip();
+    pg_sql("DROP TABLE IF EXISTS tdr; CREATE TABLE tdr(id int primary key, a int, gone text, amt numeric(10,2));"
+           "INSERT INTO tdr SELECT g, g, 'x', g FROM generate_series(1, 100) g");
+    char *yml = st_sprintf(PG_SRC("pg", "    tables:\n      public.tdr: {strategy: full}\n"), g_pg);
+    char *proj = project("drift", yml);
+    st_extract_report_free(run(proj, "pg", false, ST_OK));
+    /* added column, dropped column, widened int -> bigint and numeric(10,2) -> numeric(12,2) */
+    pg_sql("ALTER TABLE tdr ADD COLUMN added text DEFAULT 'new'; ALTER TABLE tdr DROP COLUMN gone;"
+           "ALTER TABLE tdr ALTER COLUMN a TYPE bigint; ALTER TABLE tdr ALTER COLUMN amt TYPE numeric(12,2);"
+           "UPDATE tdr SET a = 5000000000 WHERE id = 1");
+    st_extract_report_free(run(proj, "pg", false, ST_OK));
+    char *b = bronze_sum(proj, "pg__public__tdr",
+                         "concat_ws('|', id, a, coalesce(gone, 'null'), added, typeof(a), typeof(amt))", NULL);
+    char *a = pg_str("SELECT count(*) || '|' || md5(string_agg(concat_ws('|', id, a, 'null', added,"
+                     " 'BIGINT', 'DECIMAL(12,2)'), chr(10) ORDER BY concat_ws('|', id, a, 'null', added,"
+                     " 'BIGINT', 'DECIMAL(12,2)') COLLATE \"C\")) FROM tdr");
+    assert_string_equal(a, b);
+    st_free(a);
+    st_free(b);
+    /* incompatible: bigint -> text stops the table, bronze unchanged */
+    pg_sql("ALTER TABLE tdr ALTER COLUMN a TYPE text");
+    st_extract_report *rep = run(proj, "pg", false, ST_ERR_INVALID);
+    assert_non_null(strstr(rep->tables[0].error, "column a changed type"));
+    st_extract_report_free(rep);
+    st_free(yml);
+    st_free(proj);
+}
+
+static void test_odbc(void **state)
+{
+    (void)state;
+    if (!g_dir)
+        skip();
+    char *odbc = st_sprintf("%s/odbc", g_dir);
+    st_mkdirs(odbc, NULL);
+    char *ini = st_sprintf("%s/odbcinst.ini", odbc);
+    const char *drivers = "[PostgreSQL Unicode]\nDriver=/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so\n"
+                          "[MariaDB Unicode]\nDriver=/usr/lib/x86_64-linux-gnu/odbc/libmaodbc.so\n";
+    TU_OK(st_file_write_atomic(ini, drivers, strlen(drivers), &tu_err));
+    if (!st_path_exists("/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so")) {
+        printf("SKIP: ODBC drivers not installed\n");
+        skip();
+    }
+    setenv("ODBCSYSINI", odbc, 1);
+    char *yml = st_sprintf(
+        "  opg:\n    kind: odbc\n    dialect: postgres\n    dsn: \"Driver={PostgreSQL Unicode};Servername=127.0.0.1;Port=%d;Database=src;Username=strata\"\n"
+        "    password_env: XPW\n    tables:\n      public.tfull: {strategy: full, key: [id], chunks: 2, target: odbc_tfull}\n"
+        "  omy:\n    kind: odbc\n    dialect: mysql\n    dsn: \"Driver={MariaDB Unicode};Server=127.0.0.1;Port=%d;Database=src;User=strata\"\n"
+        "    password_env: XPW\n    tables:\n      src.tmy: {strategy: full, target: odbc_tmy}\n",
+        g_pg, g_my);
+    char *proj = project("odbc", yml);
+    st_extract_report_free(run(proj, "opg", false, ST_OK));
+    check_pg(proj, "tfull", "odbc_tfull");
+    st_extract_report_free(run(proj, "omy", false, ST_OK));
+    char *a = src_sum(true, "tmy", MY_RENDER), *b = bronze_sum(proj, "odbc_tmy", MYD_RENDER, NULL);
+    assert_string_equal(a, b);
+    st_free(a);
+    st_free(b);
+    st_free(ini);
+    st_free(odbc);
+    st_free(yml);
+    st_free(proj);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (getuid() != 0 || !st_path_exists("/usr/sbin/mariadbd")) {
+        printf("SKIP: needs root and the postgresql/mariadb-server packages\n");
+        return 0;
+    }
+    g_dir = tu_tempdir("extract-db");
+    int base = 20000 + (int)(getpid() % 20000);
+    g_pg = base;
+    g_my = base + 1;
+    setenv("XPW", "stratapw", 1);
+    setenv("XBADPW", "definitely-wrong", 1);
+    int rc = tu_run(NULL, "sh %s/tests/extract/servers.sh start %s %d %d", getenv("STRATA_SRC"),
+                    g_dir, g_pg, g_my);
+    return rc == 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (g_dir) {
+        tu_run(NULL, "sh %s/tests/extract/servers.sh stop %s", getenv("STRATA_SRC"), g_dir);
+        tu_rmdir(g_dir);
+    }
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pg_full),     cmocka_unit_test(test_pg_incremental),
+        cmocka_unit_test(test_pg_hashdiff), cmocka_unit_test(test_mysql),
+        cmocka_unit_test(test_pg_resume),   cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_drift),       cmocka_unit_test(test_odbc),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
