@@ -42,6 +42,80 @@ run query "$B/delta_bench" query "$WORK"
 run snapshot "$B/delta_bench" snapshot "$WORK" "$COMMITS"
 run commit "$B/delta_bench" commit "$WORK" 200
 
+# Collector (issue: streaming ingestion).  The server runs with durable
+# group commit (the answer waits for the fsync) on a loopback port; nginx
+# answering `return 204;` on another port is the HTTP ceiling.
+CDIR="$WORK/collector"
+mkdir -p "$CDIR"
+export STRATA_KEY_BENCH=bench-key
+cat > "$CDIR/strata.yml" <<YML
+name: bench
+collector:
+  listen: 127.0.0.1:0
+  event_log: {kind: local, dir: $CDIR/eventlog, fsync_ms: 2, min_free_bytes: 1048576}
+  sources:
+    web: {key_env: STRATA_KEY_BENCH, families: [web_events]}
+YML
+start_serve() {
+  "$ROOT/build/strata" serve --config "$CDIR/strata.yml" > "$CDIR/serve.out" 2> "$CDIR/serve.err" &
+  SERVE_PID=$!
+  for _ in $(seq 1 100); do
+    PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$CDIR/serve.out")
+    [[ -n "$PORT" ]] && break
+    sleep 0.1
+  done
+  [[ -n "$PORT" ]] || { echo "bench: strata serve did not start" >&2; cat "$CDIR/serve.err" >&2; exit 1; }
+}
+stop_serve() { kill "$SERVE_PID" 2>/dev/null || true; wait "$SERVE_PID" 2>/dev/null || true; }
+
+wrk_rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
+wrk_non2xx() { awk '/Non-2xx/ {print $5}' "$1"; }
+
+echo "bench: collector, batched POSTs ..." >&2
+start_serve
+STRATA_KEY=bench-key wrk -t2 -c32 -d10s -s "$ROOT/bench/collector_post.lua" "http://127.0.0.1:$PORT/v1/events" > "$CDIR/wrk-batch.txt" 2>&1
+batch_rps=$(wrk_rps "$CDIR/wrk-batch.txt")
+batch_eps=$(awk -v r="$batch_rps" 'BEGIN {printf "%.0f", r*100}')
+collector_rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' /proc/$SERVE_PID/status)
+echo "collector-batch requests_per_s=$batch_rps events_per_s=$batch_eps non2xx=$(wrk_non2xx "$CDIR/wrk-batch.txt") peak_rss_mb=$collector_rss" | tee -a "$OUT" >&2
+
+echo "bench: collector, single-event POSTs vs nginx ..." >&2
+cat > "$CDIR/one.lua" <<'LUA'
+local n = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer bench-key"
+function request()
+  n = n + 1
+  return wrk.format(nil, nil, nil, string.format('{"event_id":"one-%d-%d","event_type":"page_view","schema_version":1,"event_time":"2025-06-01T10:00:00Z","payload":{"pad":"%s"}}', math.random(1, 1000000000), n, string.rep("x", 300)))
+end
+LUA
+STRATA_KEY=bench-key wrk -t2 -c32 -d10s -s "$CDIR/one.lua" "http://127.0.0.1:$PORT/v1/event" > "$CDIR/wrk-one.txt" 2>&1
+one_rps=$(wrk_rps "$CDIR/wrk-one.txt")
+echo "bench: collector, latency at a steady 5K events/s ..." >&2
+"$B/evload_bench" "$PORT" bench-key 5000 10 10 8 | tee -a "$OUT" >&2 || true
+stop_serve
+
+NGINX_PORT=$((20000 + RANDOM % 20000))
+mkdir -p "$CDIR/nginx"
+cat > "$CDIR/nginx/nginx.conf" <<NG
+worker_processes 2;
+pid $CDIR/nginx/nginx.pid;
+error_log $CDIR/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $CDIR/nginx;
+  server { listen 127.0.0.1:$NGINX_PORT; location / { return 204; } }
+}
+NG
+nginx -c "$CDIR/nginx/nginx.conf"
+sleep 0.3
+wrk -t2 -c32 -d10s -s "$CDIR/one.lua" "http://127.0.0.1:$NGINX_PORT/v1/event" > "$CDIR/wrk-nginx.txt" 2>&1
+nginx -c "$CDIR/nginx/nginx.conf" -s stop
+nginx_rps=$(wrk_rps "$CDIR/wrk-nginx.txt")
+echo "collector-single requests_per_s=$one_rps nginx_requests_per_s=$nginx_rps ratio=$(awk -v a="$one_rps" -v b="$nginx_rps" 'BEGIN {printf "%.2f", a/b}') non2xx=$(wrk_non2xx "$CDIR/wrk-one.txt")" | tee -a "$OUT" >&2
+
 # best of the two alternating runs for each side
 best() { grep "^$1 " "$OUT" | tr ' ' '\n' | awk -F= '$1=="seconds" {print $2}' | sort -n | head -1; }
 d=$(best append-duckdb); s=$(best append-strata)
@@ -69,6 +143,18 @@ noisy: compare the ratios, which are measured side by side in one run.
 Peak RSS (MB, whole process including generating the source rows):
 append DuckDB $(val append-duckdb peak_rss_mb), append Strata $(val append-strata peak_rss_mb),
 query $(val query peak_rss_mb), snapshot $(val snapshot peak_rss_mb), small commits $(val commit peak_rss_mb).
+
+## Streaming ingestion (collector)
+
+\`strata serve\` with durable group commit (\`fsync_ms: 2\`: every 2xx means the
+event is fsync'd), wrk with 2 threads and 32 connections on loopback, 10 s per run.
+
+| figure | Strata | baseline | ratio | target |
+|---|---|---|---|---|
+| batched POSTs, 100 events of ~500 B (events/s) | $(val collector-batch events_per_s) | | | >= 100,000 |
+| single-event POSTs, keep-alive (requests/s) | $(val collector-single requests_per_s) | nginx \`return 204;\`: $(val collector-single nginx_requests_per_s) | $(val collector-single ratio) | >= 0.5 |
+| latency at a steady 5K events/s (batches of 10), p50 / p99 (ms) | $(val collector-latency p50_ms) / $(val collector-latency p99_ms) | | | report |
+| collector peak RSS under the batched load (MB) | $(val collector-batch peak_rss_mb) | | | report |
 
 Raw result lines:
 

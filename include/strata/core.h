@@ -157,6 +157,9 @@ int64_t st_now_ms(void);
 int64_t st_now_us(void);
 /* Monotonic clock in nanoseconds, for durations. */
 int64_t st_mono_ns(void);
+/* Days since 1970-01-01 of a proleptic Gregorian date, and back. */
+int64_t st_days_from_civil(int64_t y, unsigned m, unsigned d);
+void st_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d);
 /* 36-char lowercase random UUID v4 into out[37]. */
 void st_uuid4(char out[37]);
 

@@ -392,16 +392,6 @@ tail:
 
 /* ---- timestamps ---- */
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
 static bool digits(const char *s, size_t n, int *out)
 {
     int v = 0;
@@ -463,7 +453,7 @@ bool st_rfc3339_parse(const char *s, size_t len, int64_t *out_us)
         return false;
     if (se == 60)
         se = 59; /* a leap second is stored as the second before it */
-    int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+    int64_t days = st_days_from_civil(y, (unsigned)mo, (unsigned)d);
     int64_t secs = days * 86400 + h * 3600 + mi * 60 + se - off_s;
     *out_us = secs * 1000000 + frac_us;
     return true;
@@ -475,17 +465,9 @@ void st_rfc3339_format(int64_t us, char out[32])
     int64_t frac = us - secs * 1000000;
     int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
     int64_t rem = secs - days * 86400;
-    /* civil_from_days */
-    int64_t z = days + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = (int64_t)yoe + era * 400;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    unsigned d = doy - (153 * mp + 2) / 5 + 1;
-    unsigned m = mp < 10 ? mp + 3 : mp - 9;
-    y += m <= 2;
+    int64_t y;
+    unsigned m, d;
+    st_civil_from_days(days, &y, &m, &d);
     /* a roomy scratch buffer keeps gcc's truncation analysis quiet; the
      * value always fits the caller's 32 bytes */
     char tmp[96];

@@ -170,6 +170,9 @@ st_rc st_delta_dv_load(const char *table_path, const st_delta_dv *dv, uint64_t *
 /* Parses a serialized DV blob (magic + RoaringTreemap) into positions. */
 st_rc st_delta_dv_parse_bitmap(const unsigned char *data, size_t len, uint64_t **out,
                                size_t *n_out, st_err *err);
+/* Filesystem path of an on-disk DV (storage 'u' or 'p'), OWNED; NULL with
+ * err set when the descriptor is malformed.  Not for inline ('i') DVs. */
+char *st_delta_dv_file_path(const char *table_path, const st_delta_dv *dv, st_err *err);
 /* Unique id of a DV for the replay key ("" without DV), OWNED. */
 char *st_delta_dv_unique_id(const st_delta_dv *dv);
 

@@ -177,7 +177,7 @@ st_rc st_delta_dv_parse_bitmap(const unsigned char *data, size_t len, uint64_t *
 }
 
 /* Filesystem path of an on-disk DV (u or p), OWNED. */
-static char *dv_file(const char *table_path, const st_delta_dv *dv, st_err *err)
+char *st_delta_dv_file_path(const char *table_path, const st_delta_dv *dv, st_err *err)
 {
     if (dv->storage_type == 'p') {
         char *p = st_delta_abs_path(table_path, dv->path_or_inline);
@@ -245,7 +245,7 @@ st_rc st_delta_dv_load(const char *table_path, const st_delta_dv *dv, uint64_t *
     if (dv->storage_type != 'u' && dv->storage_type != 'p')
         return st_fail(err, ST_ERR_UNSUPPORTED, "deletion vector storage type '%c'",
                        dv->storage_type);
-    char *path = dv_file(table_path, dv, err);
+    char *path = st_delta_dv_file_path(table_path, dv, err);
     if (!path)
         return err ? err->code : ST_ERR_CORRUPT;
     unsigned char *data = NULL, *buf = NULL;

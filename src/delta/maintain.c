@@ -186,8 +186,7 @@ static st_rc vac_walk(vac *v, const char *dir, int depth)
                 rc = vac_walk(v, p, depth + 1);
             if (!v->dry_run)
                 rmdir(p);   /* only succeeds when the vacuum emptied it */
-        } else if (S_ISREG(st.st_mode) && !st_map_get(v->keep, p) &&
-                   strncmp(n, "deletion_vector_", 16)) {
+        } else if (S_ISREG(st.st_mode) && !st_map_get(v->keep, p)) {
             int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
             if (mt <= v->cutoff_ms) {
                 if (v->n_out == v->cap_out) {
@@ -209,6 +208,20 @@ static st_rc vac_walk(vac *v, const char *dir, int depth)
         st_free(p);
     }
     closedir(d);
+    return rc;
+}
+
+/* Deletion-vector files referenced by live files or fresh tombstones are
+ * kept like data files; unreferenced ones age out with the retention. */
+static st_rc keep_dv(st_map *keep, const char *table_path, const st_delta_dv *dv, st_err *err)
+{
+    if (dv->storage_type == 'i')
+        return ST_OK;
+    char *p = st_delta_dv_file_path(table_path, dv, err);
+    if (!p)
+        return err ? err->code : ST_ERR_CORRUPT;
+    st_rc rc = st_map_put(keep, p, (void *)1, NULL);
+    st_free(p);
     return rc;
 }
 
@@ -242,11 +255,18 @@ st_rc st_delta_vacuum(st_engine *eng, const char *table_path, const st_delta_vac
              .cutoff_ms = cutoff, .dry_run = o->dry_run, .err = err};
     if (!v.keep)
         rc = st_fail(err, ST_ERR_NOMEM, "vacuum %s", table_path);
-    for (size_t i = 0; rc == ST_OK && i < s->n_files; i++)
+    for (size_t i = 0; rc == ST_OK && i < s->n_files; i++) {
         rc = st_map_put(v.keep, s->files[i]->abs_path, (void *)1, NULL);
-    for (size_t i = 0; rc == ST_OK && i < s->n_tombstones; i++)
-        if (s->tombstones[i]->deletion_timestamp > cutoff)
-            rc = st_map_put(v.keep, s->tombstones[i]->abs_path, (void *)1, NULL);
+        if (rc == ST_OK && s->files[i]->has_dv)
+            rc = keep_dv(v.keep, table_path, &s->files[i]->dv, err);
+    }
+    for (size_t i = 0; rc == ST_OK && i < s->n_tombstones; i++) {
+        if (s->tombstones[i]->deletion_timestamp <= cutoff)
+            continue;
+        rc = st_map_put(v.keep, s->tombstones[i]->abs_path, (void *)1, NULL);
+        if (rc == ST_OK && s->tombstones[i]->has_dv)
+            rc = keep_dv(v.keep, table_path, &s->tombstones[i]->dv, err);
+    }
     rc = rc ? rc : vac_walk(&v, table_path, 0);
     st_map_free(v.keep);
     st_delta_snapshot_free(s);

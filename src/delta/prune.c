@@ -175,22 +175,12 @@ typedef struct val {
     bool b;
 } val;
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
 static bool parse_date(const char *s, int64_t *days, const char **rest)
 {
     int y, m, d, n = 0;
     if (sscanf(s, "%d-%d-%d%n", &y, &m, &d, &n) != 3 || m < 1 || m > 12 || d < 1 || d > 31)
         return false;
-    *days = days_from_civil(y, (unsigned)m, (unsigned)d);
+    *days = st_days_from_civil(y, (unsigned)m, (unsigned)d);
     if (rest)
         *rest = s + n;
     return true;

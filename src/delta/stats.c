@@ -80,29 +80,6 @@ static bool json_number(const char *s)
     return *p == '\0' && isfinite(strtod(s, NULL));
 }
 
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, int64_t *m, int64_t *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp + (mp < 10 ? 3 : -9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
 /* Parses "YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM]]" into epoch microseconds. */
 static bool parse_ts(const char *s, int64_t *out_us)
 {
@@ -145,7 +122,7 @@ static bool parse_ts(const char *s, int64_t *out_us)
     }
     if (*p)
         return false;
-    int64_t days = days_from_civil(y, mo, d);
+    int64_t days = st_days_from_civil(y, (unsigned)mo, (unsigned)d);
     int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - off_s;
     *out_us = secs * 1000000 + frac;
     return true;
@@ -168,8 +145,9 @@ static st_rc fmt_ts(st_buf *b, int64_t us, bool round_up, bool utc)
         sod += 86400;
         days--;
     }
-    int64_t y, m, d;
-    civil_from_days(days, &y, &m, &d);
+    int64_t y;
+    unsigned m, d;
+    st_civil_from_days(days, &y, &m, &d);
     if (y < 0 || y > 9999)
         return ST_ERR_INVALID;
     return st_buf_printf(b, "\"%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%03lld%s\"", (long long)y,
@@ -249,8 +227,9 @@ char *st_deltaw_ts_part_value(const char *v)
         sod += 86400;
         days--;
     }
-    int64_t y, m, d;
-    civil_from_days(days, &y, &m, &d);
+    int64_t y;
+    unsigned m, d;
+    st_civil_from_days(days, &y, &m, &d);
     return st_sprintf("%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%06lldZ", (long long)y,
                       (long long)m, (long long)d, (long long)(sod / 3600),
                       (long long)(sod / 60 % 60), (long long)(sod % 60), (long long)frac);

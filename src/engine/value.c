@@ -16,26 +16,11 @@ static bool is_valid(duckdb_vector v, idx_t row)
     return !valid || duckdb_validity_row_is_valid(valid, row);
 }
 
-/* days since 1970-01-01 -> civil date (Howard Hinnant's algorithm) */
-static void civil(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t yy = (int64_t)yoe + era * 400;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = yy + (*m <= 2);
-}
-
 static st_rc put_date(st_buf *b, int32_t days)
 {
     int64_t y;
     unsigned m, d;
-    civil(days, &y, &m, &d);
+    st_civil_from_days(days, &y, &m, &d);
     return st_buf_printf(b, "%04" PRId64 "-%02u-%02u", y, m, d);
 }
 
@@ -49,7 +34,7 @@ static st_rc put_ts(st_buf *b, int64_t us, bool tz)
     }
     int64_t y;
     unsigned m, d;
-    civil(days, &y, &m, &d);
+    st_civil_from_days(days, &y, &m, &d);
     int64_t secs = rem / 1000000, frac = rem % 1000000;
     st_rc rc = st_buf_printf(b, "%04" PRId64 "-%02u-%02u %02d:%02d:%02d", y, m, d,
                              (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));

@@ -17,20 +17,6 @@ static bool valid_at(duckdb_vector v, idx_t row)
     return !m || duckdb_validity_row_is_valid(m, row);
 }
 
-static void civil(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t yy = (int64_t)yoe + era * 400;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = yy + (*m <= 2);
-}
-
 static void put_ts(st_buf *b, int64_t us, bool z)
 {
     int64_t days = us / 86400000000LL, rem = us % 86400000000LL;
@@ -40,7 +26,7 @@ static void put_ts(st_buf *b, int64_t us, bool z)
     }
     int64_t y;
     unsigned m, d;
-    civil(days, &y, &m, &d);
+    st_civil_from_days(days, &y, &m, &d);
     int64_t s = rem / 1000000;
     st_buf_printf(b, "\"%04" PRId64 "-%02u-%02uT%02d:%02d:%02d.%06d%s\"", y, m, d, (int)(s / 3600),
                   (int)(s / 60 % 60), (int)(s % 60), (int)(rem % 1000000), z ? "Z" : "");
@@ -173,7 +159,7 @@ static void put_value(st_buf *b, duckdb_vector v, duckdb_logical_type t, idx_t r
     case DUCKDB_TYPE_DATE: {
         int64_t y;
         unsigned m, d;
-        civil(((int32_t *)data)[row], &y, &m, &d);
+        st_civil_from_days(((int32_t *)data)[row], &y, &m, &d);
         st_buf_printf(b, "\"%04" PRId64 "-%02u-%02u\"", y, m, d);
         break;
     }
