@@ -7,16 +7,18 @@
  * functions and overwrite the table), in the same run.
  *
  *   silver_bench setup  DIR [ROWS]   builds DIR/silver (first load) and DIR/batch.parquet
- *   silver_bench full   DIR          full recompute + overwrite into DIR/full
+ *   silver_bench full   DIR          full recompute + overwrite into DIR/full (same columns
+ *                                    and rules as silver); full-lean: windows only
  *   silver_bench strata DIR          st_silver_merge_delta of the batch
  *   silver_bench all    DIR [ROWS]   the three in child processes, then one line:
- *     silver rows=... strata_s=... full_s=... speedup=... strata_bytes=... full_bytes=...
- *            strata_rss_mb=... full_rss_mb=...
+ *     silver rows=... strata_s=... full_s=... speedup=... full_lean_s=... speedup_lean=...
+ *            strata_bytes=... full_bytes=... strata_rss_mb=... full_rss_mb=...
  */
 #include "strata/delta.h"
 #include "strata/silver.h"
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,7 +150,7 @@ static int strata(const char *dir)
  * batch, window functions over everything to collapse repeats and derive
  * intervals, overwrite.  (Leaner than Strata's rebuild: no dedupe of ties,
  * no surrogate keys or hashes, no absorbed-change bookkeeping.) */
-static int full(const char *dir)
+static int full(const char *dir, bool lean)
 {
     st_err err = {0};
     st_engine *eng = NULL;
@@ -176,24 +178,36 @@ static int full(const char *dir)
     scan = st_sprintf("SELECT * FROM read_parquet([%s], hive_partitioning = true)", files.data);
     st_buf_free(&files);
     st_rmtree(out, NULL);
+    /* lean: the minimum (collapse repeats, intervals); same: the columns
+     * and rules of Strata's table too (one change per key and sequence,
+     * surrogate key, row hash) */
+    const char *dedupe = lean ? "ev" : "(SELECT * FROM ev QUALIFY row_number() OVER (PARTITION BY "
+                                       "country, id, seq ORDER BY del DESC, name DESC, score "
+                                       "DESC, segment DESC) = 1)";
+    const char *extra = lean ? ""
+                             : ", CAST(md5_number_upper(CAST(to_json([country, CAST(id AS "
+                               "VARCHAR), CAST(seq AS VARCHAR)]) AS VARCHAR)) >> 1 AS BIGINT) AS "
+                               "_sk, CASE WHEN del THEN NULL ELSE CAST(md5_number_upper(CAST("
+                               "to_json([name, CAST(score AS VARCHAR), segment]) AS VARCHAR)) >> 1 "
+                               "AS BIGINT) END AS _row_hash";
     if (st_engine_execf(
             eng, &err,
             "COPY (WITH ev AS (SELECT id, country, name, score, segment, _valid_from AS seq, "
             "_is_deleted AS del FROM (%s) UNION ALL SELECT id, country, name, score, segment, seq, "
             "_op = 'D' FROM read_parquet('%s/batch.parquet')), "
             "c AS (SELECT *, lag(name) OVER w AS pn, lag(score) OVER w AS ps, lag(segment) OVER w "
-            "AS pg, lag(del) OVER w AS pd FROM ev WINDOW w AS (PARTITION BY country, id ORDER BY "
+            "AS pg, lag(del) OVER w AS pd FROM %s WINDOW w AS (PARTITION BY country, id ORDER BY "
             "seq)), "
             "v AS (SELECT * FROM c WHERE pd IS NULL OR pd <> del OR name IS DISTINCT FROM pn OR "
             "score IS DISTINCT FROM ps OR segment IS DISTINCT FROM pg) "
             "SELECT id, country, name, score, segment, seq AS _valid_from, lead(seq) OVER w AS "
             "_valid_to, lead(seq) OVER w IS NULL AS _is_current, del AS _is_deleted, row_number() "
-            "OVER w AS _version FROM v WINDOW w AS (PARTITION BY country, id ORDER BY seq)) "
+            "OVER w AS _version%s FROM v WINDOW w AS (PARTITION BY country, id ORDER BY seq)) "
             "TO '%s' (FORMAT parquet, PARTITION_BY (country))",
-            scan, dir, out) != ST_OK)
+            scan, dir, dedupe, extra, out) != ST_OK)
         return die(&err, "full recompute");
     double sec = secs(t0);
-    printf("silver-full wall_s=%.3f bytes_written=%lld rss_mb=%ld\n", sec,
+    printf("silver-full%s wall_s=%.3f bytes_written=%lld rss_mb=%ld\n", lean ? "-lean" : "", sec,
            (long long)dir_bytes(out), rss_mb());
     st_free(scan);
     st_delta_snapshot_free(s);
@@ -223,7 +237,7 @@ static double child(const char *self, const char *mode, const char *dir, const c
         char pat[64];
         snprintf(pat, sizeof pat, " %s=", keys[k]);
         const char *at = strstr(line, pat);
-        vals[k] = at ? atof(at + strlen(pat)) : -1;
+        vals[k] = at ? strtod(at + strlen(pat), NULL) : -1;
     }
     return 0;
 }
@@ -236,7 +250,7 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *mode = argv[1], *dir = argv[2];
-    int64_t rows = argc > 3 ? atoll(argv[3]) : 10000000;
+    int64_t rows = argc > 3 ? strtoll(argv[3], NULL, 10) : 10000000;
     st_err err = {0};
     if (st_mkdirs(dir, &err) != ST_OK)
         return die(&err, "mkdir");
@@ -245,24 +259,27 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "strata"))
         return strata(dir);
     if (!strcmp(mode, "full"))
-        return full(dir);
+        return full(dir, false);
+    if (!strcmp(mode, "full-lean"))
+        return full(dir, true);
     if (strcmp(mode, "all"))
         return 2;
     char rs[32];
     snprintf(rs, sizeof rs, "%lld", (long long)rows);
     const char *sk[] = {"wall_s", "bytes_written", "rss_mb", "rows_written", "files_touched"};
-    double sv[5], fv[5], dummy[1];
+    double sv[5], fv[5], lv[5], dummy[1];
     const char *none[] = {"rows"};
     if (child(argv[0], "setup", dir, rs, none, dummy, 1) ||
         child(argv[0], "full", dir, NULL, sk, fv, 3) ||
+        child(argv[0], "full-lean", dir, NULL, sk, lv, 3) ||
         child(argv[0], "strata", dir, NULL, sk, sv, 5)) {
         fprintf(stderr, "silver_bench: a phase failed\n");
         return 1;
     }
-    printf("silver rows=%lld strata_s=%.3f full_s=%.3f speedup=%.1f strata_bytes=%.0f "
-           "full_bytes=%.0f strata_rows_written=%.0f files_touched=%.0f strata_rss_mb=%.0f "
-           "full_rss_mb=%.0f\n",
-           (long long)rows, sv[0], fv[0], sv[0] > 0 ? fv[0] / sv[0] : 0, sv[1], fv[1], sv[3], sv[4],
-           sv[2], fv[2]);
+    printf("silver rows=%lld strata_s=%.3f full_s=%.3f speedup=%.1f full_lean_s=%.3f "
+           "speedup_lean=%.1f strata_bytes=%.0f full_bytes=%.0f strata_rows_written=%.0f "
+           "files_touched=%.0f strata_rss_mb=%.0f full_rss_mb=%.0f\n",
+           (long long)rows, sv[0], fv[0], sv[0] > 0 ? fv[0] / sv[0] : 0, lv[0],
+           sv[0] > 0 ? lv[0] / sv[0] : 0, sv[1], fv[1], sv[3], sv[4], sv[2], fv[2]);
     return 0;
 }

@@ -12,7 +12,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROWS="${BENCH_ROWS:-10000000}"
 COMMITS="${BENCH_COMMITS:-10000}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/strata-bench-XXXXXX")"
-trap 'rm -rf "$WORK"' EXIT
+trap 'stop_serve 2>/dev/null; rm -rf "$WORK"' EXIT
 B="$ROOT/build/bench"
 OUT="$WORK/results.txt"
 : > "$OUT"
@@ -79,7 +79,10 @@ batch_eps=$(awk -v r="$batch_rps" 'BEGIN {printf "%.0f", r*100}')
 collector_rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' /proc/$SERVE_PID/status)
 echo "collector-batch requests_per_s=$batch_rps events_per_s=$batch_eps non2xx=$(wrk_non2xx "$CDIR/wrk-batch.txt") peak_rss_mb=$collector_rss" | tee -a "$OUT" >&2
 
+stop_serve
 echo "bench: collector, single-event POSTs vs nginx ..." >&2
+rm -rf "$CDIR/eventlog"
+start_serve
 cat > "$CDIR/one.lua" <<'LUA'
 local n = 0
 wrk.method = "POST"
@@ -92,8 +95,12 @@ end
 LUA
 STRATA_KEY=bench-key wrk -t2 -c32 -d10s -s "$CDIR/one.lua" "http://127.0.0.1:$PORT/v1/event" > "$CDIR/wrk-one.txt" 2>&1
 one_rps=$(wrk_rps "$CDIR/wrk-one.txt")
+stop_serve
+# a fresh server: the backlog of the saturating runs must not colour this one
 echo "bench: collector, latency at a steady 5K events/s ..." >&2
-"$B/evload_bench" "$PORT" bench-key 5000 10 10 8 | tee -a "$OUT" >&2 || true
+rm -rf "$CDIR/eventlog"
+start_serve
+"$B/evload_bench" "$PORT" bench-key 5000 10 10 16 | tee -a "$OUT" >&2 || true
 stop_serve
 
 NGINX_PORT=$((20000 + RANDOM % 20000))

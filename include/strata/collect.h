@@ -231,6 +231,12 @@ typedef struct st_collector st_collector;
 st_rc st_collector_start(const st_collect_cfg *cfg, st_collector **out, st_err *err);
 int st_collector_port(const st_collector *c);    /* the bound port */
 void st_collector_stop(st_collector *c);           /* NULL is fine */
+/* Sets the source of the strata_loader_lag_events gauge (fn(arg) is called
+ * from /metrics handlers; it must be thread-safe).  Call before traffic. */
+void st_collector_set_lag_fn(st_collector *c, uint64_t (*fn)(void *), void *arg);
+/* Sequence number below which every log record is fsync'd; c is an
+ * st_collector (void * so it fits the loader's callback). */
+uint64_t st_collector_durable_seq(void *c);
 
 /* The browser tracker served at /v1/tracker.js (from src/collect/tracker.js). */
 extern const char st_tracker_js[];

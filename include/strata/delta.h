@@ -361,9 +361,11 @@ st_rc st_delta_dv_build(const char *table_path, const uint64_t *positions, size_
                         st_err *err);
 /* Frees what st_delta_dv_build allocated in dv and resets it; NULL is fine. */
 void st_delta_dv_clear(st_delta_dv *dv);
-/* Raises the table's protocol to reader 3 / writer 7 with the deletionVectors
- * feature (keeping the features the old versions implied) in a commit of its
- * own; no-op when already there.  ST_ERR_CONFLICT on a concurrent commit. */
+/* Sets delta.enableDeletionVectors=true in a commit of its own, which raises
+ * the protocol to reader 3 / writer 7 with the deletionVectors feature
+ * (keeping the features the old versions implied); no-op when already there.
+ * Same as st_delta_txn_set_property of that key, or st_delta_create with it.
+ * ST_ERR_CONFLICT on a concurrent metadata change. */
 st_rc st_delta_dv_enable(st_engine *eng, const char *table_path, st_err *err);
 
 #endif

@@ -4,10 +4,10 @@
  * A project is a directory holding
  *   strata.yml           name, lake, state, sources, collector families,
  *                        silver entities, schedules, lineage, orchestration
- *   models/silver/*.yml  silver entity declarations (one per file); optional
+ *   models/silver/<entity>.yml  silver entity declarations (one per file); optional
  *                        <entity>.asset.yml beside them with tags, schedule,
  *                        timeout, retries and checks
- *   models/gold/*.sql    gold SQL models with {{ ref('layer.table') }}; the
+ *   models/gold/<model>.sql    gold SQL models with {{ ref('layer.table') }}; the
  *                        settings come from a leading comment block
  *                        holding YAML between two `---` lines and/or a
  *                        sidecar <model>.yml

@@ -106,6 +106,56 @@ st_rc st_silver_erase(st_engine *eng, const char *table_path, const char *key_pr
 st_rc st_silver_register_views(st_engine *eng, const char *table_path, const char *prefix,
                                st_err *err);
 
+/* ---------------------------------------------------------------- facts
+ *
+ * A silver fact (`kind: fact`) is validated and conformed: country codes
+ * (ISO 3166-1 alpha-2) and currency codes (ISO 4217) are trimmed,
+ * upper-cased and checked, amounts are cast to the declared decimals, and
+ * each row is linked to the dimension version valid at its time (an ASOF
+ * join on the dimension's [_valid_from, _valid_to)), giving <dim>_sk.  Rows
+ * that fail any check go to silver.<fact>__quarantine with `_reason`. */
+typedef struct st_silver_fact {
+    char *name;
+    char *from;              /* bronze table */
+    char *time;              /* the fact's time, compared with the dimension's sequence */
+    char *country;           /* column checked as ISO 3166-1 alpha-2; NULL = none */
+    char *currency;          /* column checked as ISO 4217; NULL = none */
+    char **amounts;          /* columns cast to ... */
+    char **amount_types;     /* ... these types, e.g. "DECIMAL(18,2)" */
+    size_t n_amounts;
+    char *dimension;         /* silver entity linked, NULL = none */
+    char **fact_cols;        /* link: fact column = dimension column */
+    char **dim_cols;
+    size_t n_link;
+    char *file;
+    int line;
+} st_silver_fact;
+
+/* Parses a `kind: fact` declaration.  @param[out] out OWNED. */
+st_rc st_silver_fact_parse(const st_cfg *node, const char *name, st_silver_fact **out,
+                           st_err *err);
+st_rc st_silver_fact_load(const char *project_dir, const char *name, st_silver_fact **out,
+                          st_err *err);
+void st_silver_fact_free(st_silver_fact *f);
+/* Whether the declaration of `name` says `kind: fact`. */
+st_rc st_silver_is_fact(const char *project_dir, const char *name, bool *out, st_err *err);
+
+typedef struct st_silver_fact_stats {
+    int64_t rows_in;
+    int64_t rows_ok;           /* appended to silver.<fact> */
+    int64_t rows_quarantined;  /* appended to silver.<fact>__quarantine */
+    int64_t source_version;
+    bool skipped;              /* this bronze version was already processed */
+} st_silver_fact_stats;
+
+/* Runs one fact incrementally (bronze files added since the last processed
+ * version; txn "silver.<fact>" on both tables, so reruns are no-ops). */
+st_rc st_silver_fact_run(st_engine *eng, const char *lake_dir, const st_silver_fact *f,
+                         st_silver_fact_stats *stats, st_err *err);
+/* True if code is an ISO 3166-1 alpha-2 country / ISO 4217 currency code. */
+bool st_silver_iso_country(const char *code);
+bool st_silver_iso_currency(const char *code);
+
 /* Path of the table behind "bronze.x" / "silver.x" (or a path as is). OWNED. */
 char *st_silver_table_path(const char *lake_dir, const char *name);
 

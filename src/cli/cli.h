@@ -21,7 +21,16 @@ int cmd_serve(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_reprocess(int argc, char **argv);
 int cmd_silver(int argc, char **argv);
+int cmd_load(int argc, char **argv);
+int cmd_erase(int argc, char **argv);
+int cmd_run(int argc, char **argv);      /* cmd_run.c */
+int cmd_plan(int argc, char **argv);
+int cmd_backfill(int argc, char **argv);
+int cmd_runs(int argc, char **argv);
+int cmd_schedule(int argc, char **argv);
+int cmd_init(int argc, char **argv);
 
 /* Prints "strata: <msg>" to stderr and returns ST_EXIT_ERROR. */
 int cli_fail(const st_err *err);

@@ -1,6 +1,7 @@
 /*
  * cmd_silver.c - `strata silver run ENTITY` and `strata silver erase ENTITY
- * --where PRED`: thin shells over st_silver_run / st_silver_erase.  The
+ * --where PRED`: thin shells over st_silver_run / st_silver_fact_run (for
+ * `kind: fact`) and st_silver_erase.  The
  * entity is read from the project (models/silver/ENTITY.yml or the silver:
  * section of strata.yml); the lake is strata.yml's `lake` (default ./lake)
  * relative to the project, or --lake.
@@ -81,7 +82,8 @@ int cmd_silver(int argc, char **argv)
     char *lake = NULL, *table = NULL;
     int code = ST_EXIT_ERROR;
     st_silver_stats st;
-    if (st_silver_entity_load(project, name, &ent, &err) != ST_OK)
+    bool is_fact = false;
+    if (st_silver_is_fact(project, name, &is_fact, &err) != ST_OK)
         goto done;
     lake = lake_dir(project, lake_opt, &err);
     if (!lake) {
@@ -89,6 +91,22 @@ int cmd_silver(int argc, char **argv)
         goto done;
     }
     if (st_engine_open(NULL, &eng, &err) != ST_OK)
+        goto done;
+    if (is_fact && !strcmp(action, "run")) {
+        st_silver_fact *fact = NULL;
+        st_silver_fact_stats fs;
+        st_rc frc = st_silver_fact_load(project, name, &fact, &err);
+        frc = frc ? frc : st_silver_fact_run(eng, lake, fact, &fs, &err);
+        st_silver_fact_free(fact);
+        if (frc != ST_OK)
+            goto done;
+        printf("silver.%s: %s bronze_version=%lld rows_in=%lld rows_ok=%lld quarantined=%lld\n",
+               name, fs.skipped ? "up to date" : "loaded", (long long)fs.source_version,
+               (long long)fs.rows_in, (long long)fs.rows_ok, (long long)fs.rows_quarantined);
+        code = ST_EXIT_OK;
+        goto done;
+    }
+    if (st_silver_entity_load(project, name, &ent, &err) != ST_OK)
         goto done;
     if (!strcmp(action, "run")) {
         if (st_silver_run(eng, lake, ent, &st, &err) != ST_OK)

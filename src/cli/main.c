@@ -12,9 +12,18 @@ static const struct st_cmd commands[] = {
     {"table", cmd_table, "create, inspect and maintain a Delta table"},
     {"serve", cmd_serve, "run the event collector (and loader)"},
     {"send", cmd_send, "send events to a collector"},
+    {"load", cmd_load, "load the event log into raw and bronze tables (one pass)"},
+    {"erase", cmd_erase, "erase a subject: destroy their key, delete their rows"},
     {"extract", cmd_extract, "extract source tables into bronze"},
     {"import", cmd_import, "commit chunks written by extract --to-dir"},
+    {"reprocess", cmd_reprocess, "rebuild a bronze table from raw for chosen runs"},
     {"silver", cmd_silver, "build silver SCD2 entities (run, erase)"},
+    {"init", cmd_init, "create a commented project folder"},
+    {"plan", cmd_plan, "show the asset DAG and what a run would do, and why"},
+    {"run", cmd_run, "run assets in dependency order (--select, --workers)"},
+    {"backfill", cmd_backfill, "run a partitioned asset once per partition (resumable)"},
+    {"runs", cmd_runs, "list runs; `runs show RUN_ID` for one run"},
+    {"schedule", cmd_schedule, "list schedules; --once runs one scheduler tick"},
     {"demo", cmd_demo, "run the end-to-end demo"},
 };
 

@@ -47,6 +47,8 @@ struct st_collector {
     _Atomic uint64_t ev_rejected[R_COUNT];
     _Atomic uint64_t requests;
     _Atomic uint64_t bytes_in;
+    uint64_t (*lag_fn)(void *);          /* loader lag gauge, set once before serving */
+    void *lag_arg;
 };
 
 enum route { RT_EVENTS, RT_EVENT };
@@ -205,15 +207,16 @@ static enum MHD_Result metrics(st_collector *c, struct MHD_Connection *conn)
                   "# HELP strata_collector_disk_low 1 while events are refused for low disk space.\n"
                   "# TYPE strata_collector_disk_low gauge\n"
                   "strata_collector_disk_low %d\n"
-                  "# HELP strata_loader_lag_events Events in the log not yet loaded (no loader yet).\n"
+                  "# HELP strata_loader_lag_events Events in the log not yet loaded into bronze.\n"
                   "# TYPE strata_loader_lag_events gauge\n"
-                  "strata_loader_lag_events 0\n"
+                  "strata_loader_lag_events %llu\n"
                   "# HELP strata_collector_fsync_seconds Time of each event log fsync.\n"
                   "# TYPE strata_collector_fsync_seconds histogram\n",
                   (unsigned long long)atomic_load(&c->requests),
                   (unsigned long long)atomic_load(&c->bytes_in), (unsigned long long)st.n_bytes,
                   st.pending_records, st.pending_bytes, (unsigned long long)st.next_seq,
-                  (unsigned long long)st.n_segments_sealed, st.disk_low ? 1 : 0);
+                  (unsigned long long)st.n_segments_sealed, st.disk_low ? 1 : 0,
+                  (unsigned long long)(c->lag_fn ? c->lag_fn(c->lag_arg) : 0));
     static const int64_t bounds[10] = ST_EVLOG_FSYNC_BUCKETS_US;
     uint64_t cum = 0;
     for (int i = 0; i < 10; i++) {
@@ -591,6 +594,19 @@ fail:
 }
 
 int st_collector_port(const st_collector *c) { return c->port; }
+
+void st_collector_set_lag_fn(st_collector *c, uint64_t (*fn)(void *), void *arg)
+{
+    c->lag_arg = arg;
+    c->lag_fn = fn;
+}
+
+uint64_t st_collector_durable_seq(void *c)
+{
+    st_evlog_stats st;
+    st_evlog_stats_get(((st_collector *)c)->log, &st);
+    return st.durable_seq;
+}
 
 void st_collector_stop(st_collector *c)
 {

@@ -227,96 +227,26 @@ done:
     return rc;
 }
 
-static st_rc put_list(st_buf *b, const char *const *v, size_t n)
-{
-    st_rc rc = st_buf_putc(b, '[');
-    for (size_t i = 0; rc == ST_OK && i < n; i++) {
-        rc = i ? st_buf_putc(b, ',') : ST_OK;
-        rc = rc ? rc : st_buf_json_str(b, v[i]);
-    }
-    return rc ? rc : st_buf_putc(b, ']');
-}
-
-static void feat_push(const char **v, size_t *n, const char *f)
-{
-    for (size_t i = 0; i < *n; i++)
-        if (!strcmp(v[i], f))
-            return;
-    v[(*n)++] = f;
-}
-
 st_rc st_delta_dv_enable(st_engine *eng, const char *table_path, st_err *err)
 {
-    st_delta_snapshot *s = NULL;
-    st_rc rc = st_delta_snapshot_load(eng, table_path, -1, &s, err);
+    /* the protocol upgrade itself lives in txn.c: setting the property
+     * raises the protocol in the same commit as the metaData */
+    st_delta_txn *t = NULL;
+    st_rc rc = st_delta_txn_begin(eng, table_path, NULL, "SET TBLPROPERTIES", &t, err);
     if (rc)
         return rc;
-    const st_delta_protocol *p = &s->protocol;
-    if (p->min_reader >= 3 && p->min_writer >= 7 && st_delta_has_feature(p, "deletionVectors")) {
-        st_delta_snapshot_free(s);
+    const st_delta_snapshot *s = st_delta_txn_snapshot(t);
+    const char *cur = st_delta_config(s, "delta.enableDeletionVectors", "false");
+    if (s->protocol.min_reader >= 3 && s->protocol.min_writer >= 7 &&
+        st_delta_has_feature(&s->protocol, "deletionVectors") && !strcasecmp(cur, "true")) {
+        st_delta_txn_abort(t);
         return ST_OK;
     }
-    /* feature lists keep what the legacy versions implied */
-    size_t cap = p->n_reader_features + p->n_writer_features + 16;
-    const char **rf = st_calloc(cap, sizeof *rf), **wf = st_calloc(cap, sizeof *wf);
-    size_t n_rf = 0, n_wf = 0;
-    char *commit = NULL;
-    st_buf b;
-    st_buf_init(&b, 0);
-    if (!rf || !wf) {
-        rc = st_fail(err, ST_ERR_NOMEM, "table %s: enabling deletion vectors", table_path);
-        goto done;
+    st_delta_txn_read_predicate(t, NULL);
+    rc = st_delta_txn_set_property(t, "delta.enableDeletionVectors", "true", err);
+    if (rc) {
+        st_delta_txn_abort(t);
+        return rc;
     }
-    for (size_t i = 0; i < p->n_reader_features; i++)
-        feat_push(rf, &n_rf, p->reader_features[i]);
-    for (size_t i = 0; i < p->n_writer_features; i++)
-        feat_push(wf, &n_wf, p->writer_features[i]);
-    if (p->min_writer < 7) {
-        if (p->min_writer >= 2) {
-            feat_push(wf, &n_wf, "appendOnly");
-            feat_push(wf, &n_wf, "invariants");
-        }
-        if (p->min_writer >= 3)
-            feat_push(wf, &n_wf, "checkConstraints");
-        if (p->min_writer >= 4) {
-            feat_push(wf, &n_wf, "changeDataFeed");
-            feat_push(wf, &n_wf, "generatedColumns");
-        }
-        if (p->min_writer >= 5)
-            feat_push(wf, &n_wf, "columnMapping");
-        if (p->min_writer >= 6)
-            feat_push(wf, &n_wf, "identityColumns");
-    }
-    if (p->min_reader == 2)
-        feat_push(rf, &n_rf, "columnMapping");
-    feat_push(rf, &n_rf, "deletionVectors");
-    feat_push(wf, &n_wf, "deletionVectors");
-    rc = st_buf_printf(&b, "{\"commitInfo\":{\"timestamp\":%lld,\"operation\":\"UPGRADE "
-                           "PROTOCOL\",\"operationParameters\":{},\"readVersion\":%lld,"
-                           "\"isBlindAppend\":false,\"engineInfo\":\"Strata/0.1.0\"}}\n"
-                           "{\"protocol\":{\"minReaderVersion\":3,\"minWriterVersion\":7,"
-                           "\"readerFeatures\":",
-                       (long long)st_now_ms(), (long long)s->version);
-    rc = rc ? rc : put_list(&b, rf, n_rf);
-    rc = rc ? rc : st_buf_puts(&b, ",\"writerFeatures\":");
-    rc = rc ? rc : put_list(&b, wf, n_wf);
-    rc = rc ? rc : st_buf_puts(&b, "}}\n");
-    commit = st_delta_commit_path(table_path, s->version + 1);
-    if (rc || !commit) {
-        rc = st_fail(err, ST_ERR_NOMEM, "table %s: enabling deletion vectors", table_path);
-        goto done;
-    }
-    rc = st_file_put_if_absent(commit, b.data, b.len, err);
-    if (rc == ST_ERR_EXISTS)
-        rc = st_fail(err, ST_ERR_CONFLICT,
-                     "table %s: version %lld was committed concurrently while enabling deletion "
-                     "vectors",
-                     table_path, (long long)s->version + 1);
-done:
-    st_buf_free(&b);
-    st_free(commit);
-    st_free(rf);
-    st_free(wf);
-    st_delta_snapshot_free(s);
-    return rc;
+    return st_delta_txn_commit(t, NULL, err);
 }

@@ -18,7 +18,7 @@
 #define MAX_COMMIT_BYTES ((size_t)1 << 31)
 
 typedef struct pend {
-    char *key;       /* decoded path, for duplicate and conflict checks */
+    char *key;       /* logical file (decoded path + DV id), see file_key() */
     char *line;      /* the serialized action */
     st_kv *part;
     size_t n_part;
@@ -263,8 +263,10 @@ static void required_protocol(const st_delta_protocol *cur, const st_kv *cfg, si
     const char *cm_v = kv_get(cfg, n_cfg, "delta.columnMapping.mode");
     bool cdf = cdf_v && !strcasecmp(cdf_v, "true");
     bool cm = cm_v && (!strcmp(cm_v, "name") || !strcmp(cm_v, "id"));
+    const char *dv_v = kv_get(cfg, n_cfg, "delta.enableDeletionVectors");
+    bool dv = dv_v && !strcasecmp(dv_v, "true");
     bool ntz = schema_has_ntz(schema);
-    if (ntz && p->w < 7) {
+    if ((ntz || dv) && p->w < 7) {
         /* switch to explicit feature lists, keeping what the legacy
          * versions implied */
         feat_add(p->wf, &p->n_wf, "appendOnly");
@@ -285,8 +287,12 @@ static void required_protocol(const st_delta_protocol *cur, const st_kv *cfg, si
         p->w = 7;
     }
     if (p->w >= 7) {
-        if (p->r < 3 && (ntz || cm))
+        if (p->r < 3 && (ntz || cm || dv)) {
+            /* reader 2 implied columnMapping; reader 3 lists it */
+            if (p->r == 2)
+                feat_add(p->rf, &p->n_rf, "columnMapping");
             p->r = 3;
+        }
         if (cdf)
             feat_add(p->wf, &p->n_wf, "changeDataFeed");
         if (cm) {
@@ -296,6 +302,10 @@ static void required_protocol(const st_delta_protocol *cur, const st_kv *cfg, si
         if (ntz) {
             feat_add(p->wf, &p->n_wf, "timestampNtz");
             feat_add(p->rf, &p->n_rf, "timestampNtz");
+        }
+        if (dv) {
+            feat_add(p->wf, &p->n_wf, "deletionVectors");
+            feat_add(p->rf, &p->n_rf, "deletionVectors");
         }
     } else {
         if (cdf && p->w < 4)
@@ -660,16 +670,52 @@ const st_delta_snapshot *st_delta_txn_snapshot(const st_delta_txn *t)
     return t->snap;
 }
 
-/* Registers a path once per commit; fails on a duplicate. */
-static st_rc claim_path(st_delta_txn *t, const char *path, char **out_key, st_err *err)
+/* The identity of a logical file in the protocol: its decoded path plus,
+ * when it has one, the deletion vector's unique id (storage type, path or
+ * inline data, offset).  A remove and an add of one path that differ in DV
+ * are two logical files, which is how a file gains or changes its DV.
+ * OWNED result, NULL on a bad path or no memory. */
+static char *file_key(const char *path, bool has_dv, char storage, const char *dv_path,
+                      int64_t offset)
 {
-    char *key = st_delta_url_decode_path(path);
+    char *dec = st_delta_url_decode_path(path);
+    if (!dec || !has_dv)
+        return dec;
+    char *key = offset >= 0 ? st_sprintf("%s\x1f%c%s@%lld", dec, storage, dv_path ? dv_path : "",
+                                         (long long)offset)
+                            : st_sprintf("%s\x1f%c%s", dec, storage, dv_path ? dv_path : "");
+    st_free(dec);
+    return key;
+}
+
+/* file_key of an add/remove action as JSON (a winning commit). */
+static char *json_file_key(json_t *a)
+{
+    const char *p = json_string_value(json_object_get(a, "path"));
+    if (!p)
+        return NULL;
+    json_t *dv = json_object_get(a, "deletionVector");
+    if (!json_is_object(dv))
+        return file_key(p, false, 0, NULL, -1);
+    const char *st = json_string_value(json_object_get(dv, "storageType"));
+    json_t *off = json_object_get(dv, "offset");
+    return file_key(p, true, st && *st ? st[0] : '?',
+                    json_string_value(json_object_get(dv, "pathOrInlineDv")),
+                    json_is_integer(off) ? (int64_t)json_integer_value(off) : -1);
+}
+
+/* Registers a logical file once per commit; fails on a duplicate. */
+static st_rc claim_path(st_delta_txn *t, const st_delta_file *f, char **out_key, st_err *err)
+{
+    char *key = file_key(f->path, f->has_dv, f->dv.storage_type, f->dv.path_or_inline,
+                         f->dv.offset);
     if (!key)
-        return st_fail(err, ST_ERR_INVALID, "table %s: bad path %s", t->table_path, path);
+        return st_fail(err, ST_ERR_INVALID, "table %s: bad path %s", t->table_path, f->path);
     if (st_map_get(t->paths, key)) {
         st_free(key);
-        return st_fail(err, ST_ERR_INVALID, "table %s: path %s appears twice in one commit",
-                       t->table_path, path);
+        return st_fail(err, ST_ERR_INVALID,
+                       "table %s: path %s%s appears twice in one commit", t->table_path, f->path,
+                       f->has_dv ? " with the same deletion vector" : "");
     }
     st_rc rc = st_map_put(t->paths, key, (void *)1, NULL);
     if (rc) {
@@ -683,7 +729,7 @@ static st_rc claim_path(st_delta_txn *t, const char *path, char **out_key, st_er
 st_rc st_delta_txn_add(st_delta_txn *t, const st_delta_file *f, st_err *err)
 {
     char *key = NULL;
-    st_rc rc = claim_path(t, f->path, &key, err);
+    st_rc rc = claim_path(t, f, &key, err);
     if (rc)
         return rc;
     pend *p = pend_push(&t->adds);
@@ -733,7 +779,7 @@ st_rc st_delta_txn_remove(st_delta_txn *t, const st_delta_file *f, bool data_cha
         return st_fail(err, ST_ERR_INVALID, "table %s is append-only (delta.appendOnly=true)",
                        t->table_path);
     char *key = NULL;
-    st_rc rc = claim_path(t, f->path, &key, err);
+    st_rc rc = claim_path(t, f, &key, err);
     if (rc)
         return rc;
     pend *p = pend_push(&t->removes);
@@ -961,7 +1007,7 @@ static st_rc check_winner(st_delta_txn *t, int64_t v, st_err *err)
                              t->table_path, (long long)v, app);
         } else if ((a = json_object_get(j, "remove")) != NULL) {
             const char *p = json_string_value(json_object_get(a, "path"));
-            char *key = p ? st_delta_url_decode_path(p) : NULL;
+            char *key = json_file_key(a);
             if (key && st_map_get(t->removed, key))
                 rc = st_fail(err, ST_ERR_CONFLICT,
                              "table %s: concurrent commit %lld removed file %s that this "

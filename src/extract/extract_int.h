@@ -4,9 +4,10 @@
  * column mapping, and the run state kept in SQLite.
  *
  * Data flow: config.c parses strata.yml -> run.c plans a table run (state.c
- * records it) -> workers in chunk.c open a driver connection each and stream
- * rows as text into a DuckDB staging table (stage.c), flushed to Parquet
- * every batch_rows -> commit.c lands every chunk file in one Delta commit.
+ * records it) -> workers in run.c open a driver connection each and stream
+ * rows into a DuckDB staging table (typed data chunks from PostgreSQL's
+ * binary COPY, text from the other drivers), flushed to Parquet every
+ * batch_rows -> commit.c lands every chunk file in one Delta commit.
  * Drivers: pg_conn.c, mysql_conn.c, odbc_conn.c; HTTP APIs: http_*.c.
  */
 #ifndef ST_EXTRACT_INT_H
@@ -91,6 +92,8 @@ typedef struct x_col {
     char *sel;             /* expression in the source SELECT (quoted ident or a cast) */
     char *duck_type;       /* DuckDB SQL type of the bronze column, NULL = unmappable */
     char *stage_expr;      /* DuckDB expression over the staged text column "c<i>" */
+    char *bin_sel;         /* source SELECT expression for binary transfer into a
+                              typed staging column; NULL = text transfer only */
     bool is_int;           /* integer type: usable for range chunking */
     bool is_temporal;
 } x_col;
@@ -104,6 +107,11 @@ typedef struct x_conn x_conn;
 /* Receives rows as text: vals[i] NULL means SQL NULL; lens[i] byte length. */
 typedef st_rc (*x_row_fn)(void *ctx, char **vals, const size_t *lens, size_t n, st_err *err);
 
+/* Receives rows decoded into a DuckDB data chunk whose vectors have the
+ * staging table's column types; *room is the most rows the next chunk may
+ * hold (the driver calls fn when a chunk has that many rows or at the end). */
+typedef st_rc (*x_chunk_fn)(void *ctx, duckdb_data_chunk chunk, size_t *room, st_err *err);
+
 typedef struct x_driver {
     const char *name;
     st_rc (*connect)(const x_source_cfg *src, x_conn **out, st_err *err);
@@ -115,6 +123,12 @@ typedef struct x_driver {
     /* Streams the rows of sql into fn. */
     st_rc (*stream)(x_conn *c, const char *sql, size_t n_cols, x_row_fn fn, void *ctx,
                     st_err *err);
+    /* Optional: streams the rows of sql (a SELECT of every column's bin_sel)
+     * in the source's binary format decoded straight into chunk (cleared
+     * and refilled for each call of fn).  NULL = text only. */
+    st_rc (*stream_chunks)(x_conn *c, const char *sql, const x_col *cols, size_t n_cols,
+                           duckdb_data_chunk chunk, size_t room, x_chunk_fn fn, void *ctx,
+                           st_err *err);
     /* Tables of a schema, OWNED array of OWNED names. */
     st_rc (*list_tables)(x_conn *c, const char *schema, char ***out, size_t *n_out, st_err *err);
     char quote;            /* identifier quote character */
@@ -170,6 +184,20 @@ st_rc x_state_set_table(st_state *s, const char *source, const char *table,
                         const char *watermark, const char *hash_state, int64_t run_id,
                         st_err *err);
 void x_run_free(x_run *r);
+/* Strategy and status of one run (OWNED); ST_ERR_NOTFOUND when unknown. */
+st_rc x_state_run_info(st_state *s, int64_t run_id, char **strategy, char **status, st_err *err);
+
+/* ---- raw layer (raw.c) ---- */
+
+/* Adds the run's files to raw/<target> as partition _run_id=<run> (hard
+ * links, copies across filesystems) in one commit with app id
+ * "raw.<source>.<table>" = run id, so a retried run adds nothing twice.
+ * `schema` is the files' schema (without _run_id); stage_dir is where the
+ * files were written (their partition sub-directories are kept). */
+st_rc x_raw_land(st_engine *eng, const x_project *p, const x_source_cfg *src,
+                 const x_table_cfg *t, int64_t run_id, const st_delta_schema *schema,
+                 const char *stage_dir, const st_parquet_file *files, size_t n_files,
+                 bool partitioned, st_err *err);
 
 /* Parquet file list <-> JSON (for chunk records and manifests). */
 char *x_files_to_json(const st_parquet_file *f, size_t n);

@@ -1,14 +1,20 @@
 /*
  * pg_conn.c - the PostgreSQL driver (libpq): connect with timeouts and a
  * UTC session, describe a table through the catalog with the exact type
- * mapping, and stream `COPY (SELECT ...) TO STDOUT` in text format, decoding
- * each line into fields.  Text COPY is used because it keeps DECIMAL digits
- * exact and measured close to binary COPY (1.10M vs 1.31M rows/s) without a
- * per-type binary decoder.
+ * mapping, and stream a table two ways:
+ *  - `COPY (SELECT ...) TO STDOUT (FORMAT binary)` decoded straight into
+ *    DuckDB data chunks of the target types (the extraction path): the
+ *    client skips text parsing, per-value appends and DuckDB's casts
+ *    (client CPU 2.1 s -> 1.3 s per 1M rows of the bench table).  NUMERIC
+ *    base-10000 digits are converted to DECIMAL exactly; dates and
+ *    timestamps are shifted from the 2000-01-01 epoch.
+ *  - `COPY ... TO STDOUT` text, decoded into fields (the generic row
+ *    interface, kept for callers that want text).
  */
 #include "extract/extract_int.h"
 
 #include <libpq-fe.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,7 +50,7 @@ static st_rc pg_connect(const x_source_cfg *src, x_conn **out, st_err *err)
         return st_fail(err, ST_ERR_NOMEM, "connecting %s", src->name);
     c->src = src;
     /* Keywords override the DSN; the password never goes into a message. */
-    const char *keys[12], *vals[12];
+    const char *keys[14], *vals[14];
     int n = 0;
     char ct[16];
     snprintf(ct, sizeof ct, "%d", src->connect_timeout > 0 ? src->connect_timeout : 10);
@@ -60,6 +66,8 @@ static st_rc pg_connect(const x_source_cfg *src, x_conn **out, st_err *err)
     if (src->password) { keys[n] = "password"; vals[n++] = src->password; }
     keys[n] = "connect_timeout"; vals[n++] = ct;
     keys[n] = "application_name"; vals[n++] = "strata-extract";
+    /* binary COPY sends text in the client encoding; DuckDB wants UTF-8 */
+    keys[n] = "client_encoding"; vals[n++] = "UTF8";
     keys[n] = "options"; vals[n++] = "-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=3"
                                       " -c IntervalStyle=iso_8601 -c bytea_output=hex";
     keys[n] = NULL; vals[n] = NULL;
@@ -147,6 +155,33 @@ static void pg_map(x_col *c, const char *typtype)
     }
 }
 
+/* The SELECT expression whose binary send format the decoder below reads
+ * for the column's DuckDB type: the column itself for numbers, dates,
+ * timestamps, bytea and the text types (their send format is the bytes),
+ * a cast to text for every other type read as VARCHAR (uuid, json, ...),
+ * so the bytes are exactly what text COPY would print. */
+static st_rc set_bin_sel(x_col *c, st_err *err)
+{
+    const char *t = c->src_type;
+    st_buf b;
+    st_buf_init(&b, 0);
+    bool as_text = !strcmp(c->duck_type, "VARCHAR") && strncmp(c->sel, "CAST(", 5) &&
+                   strcmp(t, "text") && strncmp(t, "character", 9) && strcmp(t, "name");
+    st_rc rc = as_text ? st_buf_puts(&b, "CAST(") : ST_OK;
+    if (!strcmp(c->duck_type, "BLOB"))
+        rc = rc ? rc : x_quote(&b, '"', c->name);
+    else
+        rc = rc ? rc : st_buf_puts(&b, c->sel);
+    if (as_text)
+        rc = rc ? rc : st_buf_puts(&b, " AS text)");
+    if (rc) {
+        st_buf_free(&b);
+        return st_fail(err, rc, "column %s", c->name);
+    }
+    c->bin_sel = st_buf_take(&b);
+    return ST_OK;
+}
+
 static st_rc pg_describe(x_conn *c, const x_table_cfg *t, x_col **out, size_t *n_out,
                          st_err *err)
 {
@@ -177,6 +212,8 @@ static st_rc pg_describe(x_conn *c, const x_table_cfg *t, x_col **out, size_t *n
         cols[i].src_type = st_strdup(PQgetvalue(r, i, 1));
         pg_map(&cols[i], PQgetvalue(r, i, 2));
         rc = x_map_finish(&cols[i], t, X_DIALECT_POSTGRES, err);
+        if (rc == ST_OK)
+            rc = set_bin_sel(&cols[i], err);
     }
     PQclear(r);
     if (rc) {
@@ -232,23 +269,58 @@ static size_t unescape(char *s, size_t len)
     return o;
 }
 
-static st_rc pg_stream(x_conn *c, const char *sql, size_t n_cols, x_row_fn fn, void *ctx,
-                       st_err *err)
+/* ---------------------------------------------------------------- binary COPY */
+
+/* Ends a COPY OUT early: cancels the query and drains what is in flight so
+ * the connection stays usable for the next chunk. */
+static void copy_abort(x_conn *c)
 {
-    char *copy = st_sprintf("COPY (%s) TO STDOUT", sql);
+    PGcancel *cancel = PQgetCancel(c->pg);
+    char eb[256];
+    if (cancel) {
+        PQcancel(cancel, eb, sizeof eb);
+        PQfreeCancel(cancel);
+    }
+    char *line = NULL;
+    while (PQgetCopyData(c->pg, &line, 0) > 0)
+        PQfreemem(line);
+}
+
+static st_rc copy_finish(x_conn *c, st_rc rc, int got, st_err *err)
+{
+    if (rc == ST_OK && got == -2)
+        rc = pg_fail(c, err, ST_ERR_REMOTE, "reading COPY data");
+    PGresult *r;
+    while ((r = PQgetResult(c->pg)) != NULL) {
+        if (rc == ST_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = pg_fail(c, err, ST_ERR_REMOTE, "COPY");
+        PQclear(r);
+    }
+    return rc;
+}
+
+static st_rc copy_start(x_conn *c, const char *sql, const char *opts, st_err *err)
+{
+    char *copy = st_sprintf("COPY (%s) TO STDOUT%s", sql, opts);
     if (!copy)
         return st_fail(err, ST_ERR_NOMEM, "query");
     PGresult *r = PQexec(c->pg, copy);
     st_free(copy);
-    if (PQresultStatus(r) != PGRES_COPY_OUT) {
-        st_rc rc = pg_fail(c, err, ST_ERR_REMOTE, "COPY");
-        PQclear(r);
-        return rc;
-    }
+    st_rc rc = ST_OK;
+    if (PQresultStatus(r) != PGRES_COPY_OUT)
+        rc = pg_fail(c, err, ST_ERR_REMOTE, "COPY");
     PQclear(r);
+    return rc;
+}
+
+static st_rc pg_stream(x_conn *c, const char *sql, size_t n_cols, x_row_fn fn, void *ctx,
+                       st_err *err)
+{
+    st_rc rc = copy_start(c, sql, "", err);
+    if (rc)
+        return rc;
     char **vals = st_calloc(n_cols + 1, sizeof *vals);
     size_t *lens = st_calloc(n_cols + 1, sizeof *lens);
-    st_rc rc = ST_OK;
     char *line = NULL;
     int got;
     while ((got = PQgetCopyData(c->pg, &line, 0)) > 0) {
@@ -283,26 +355,308 @@ static st_rc pg_stream(x_conn *c, const char *sql, size_t n_cols, x_row_fn fn, v
         if (rc)
             break;
     }
-    if (rc) {
-        /* drain the COPY so the connection stays usable */
-        PGcancel *cancel = PQgetCancel(c->pg);
-        char eb[256];
-        if (cancel) {
-            PQcancel(cancel, eb, sizeof eb);
-            PQfreeCancel(cancel);
-        }
-        while (PQgetCopyData(c->pg, &line, 0) > 0)
-            PQfreemem(line);
-    } else if (got == -2) {
-        rc = pg_fail(c, err, ST_ERR_REMOTE, "reading COPY data");
-    }
-    while ((r = PQgetResult(c->pg)) != NULL) {
-        if (rc == ST_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
-            rc = pg_fail(c, err, ST_ERR_REMOTE, "COPY");
-        PQclear(r);
-    }
+    if (rc)
+        copy_abort(c);
+    rc = copy_finish(c, rc, got, err);
     st_free(vals);
     st_free(lens);
+    return rc;
+}
+
+
+static uint16_t be16(const unsigned char *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static uint64_t be64(const unsigned char *p) { return (uint64_t)be32(p) << 32 | be32(p + 4); }
+
+/* One staging column as the decoder writes it. */
+typedef struct bcol {
+    duckdb_type type;      /* DuckDB type of the vector */
+    duckdb_type store;     /* DECIMAL: its physical integer type */
+    int width, scale;      /* DECIMAL */
+    duckdb_vector vec;
+    void *data;
+    uint64_t *valid;
+} bcol;
+
+static void bind_vectors(bcol *bc, size_t n, duckdb_data_chunk chunk)
+{
+    for (size_t i = 0; i < n; i++) {
+        bc[i].vec = duckdb_data_chunk_get_vector(chunk, i);
+        duckdb_vector_ensure_validity_writable(bc[i].vec);
+        bc[i].valid = duckdb_vector_get_validity(bc[i].vec);
+        bc[i].data = duckdb_vector_get_data(bc[i].vec);
+    }
+}
+
+static const uint64_t P10[20] = {
+    1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull, 100000000ull,
+    1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull, 10000000000000ull,
+    100000000000000ull, 1000000000000000ull, 10000000000000000ull, 100000000000000000ull,
+    1000000000000000000ull, 10000000000000000000ull};
+
+/* 10^k, 0 <= k <= 38 */
+static __int128 pow10_i128(int k)
+{
+    return k <= 19 ? (__int128)P10[k] : (__int128)P10[19] * (__int128)P10[k - 19];
+}
+
+/* PostgreSQL NUMERIC send format: int16 ndigits, int16 weight, uint16 sign,
+ * int16 dscale, then ndigits base-10000 digits; the value is
+ * sum(digit[i] * 10000^(weight - i)).  Produces the unscaled integer of
+ * DECIMAL(width, scale) exactly; a digit below the scale (which a
+ * numeric(p,s) column never holds) rounds half away from zero as DuckDB's
+ * cast of the text would.  Returns NULL or what is wrong. */
+static const char *numeric_decode(const unsigned char *p, size_t len, int width, int scale,
+                                  __int128 *out)
+{
+    if (len < 8)
+        return "short NUMERIC value";
+    int nd = (int16_t)be16(p), weight = (int16_t)be16(p + 2);
+    unsigned sign = be16(p + 4);
+    if (sign == 0xC000)
+        return "NaN does not fit a DECIMAL";
+    if (sign == 0xD000 || sign == 0xF000)
+        return "infinity does not fit a DECIMAL";
+    if ((sign != 0 && sign != 0x4000) || nd < 0 || len != 8 + 2 * (size_t)nd)
+        return "malformed NUMERIC value";
+    const __int128 lim = pow10_i128(width);
+    __int128 acc = 0;
+    for (int i = 0; i < nd; i++) {
+        unsigned d = be16(p + 8 + 2 * i);
+        if (d > 9999)
+            return "malformed NUMERIC digit";
+        int e = 4 * (weight - i) + scale;   /* d counts in units of 10^e of the result */
+        if (d == 0)
+            continue;
+        if (e >= 0) {
+            if (e > 38 || (__int128)d > (lim - 1 - acc) / pow10_i128(e))
+                return "NUMERIC value out of DECIMAL range";
+            acc += (__int128)d * pow10_i128(e);
+        } else {
+            /* the first digit reaching below the scale decides the rounding;
+             * later ones cannot (half away from zero) */
+            if (e >= -4) {
+                unsigned dv = (unsigned)P10[-e];
+                acc += d / dv + (d % dv * 2 >= dv ? 1 : 0);
+            }
+            break;
+        }
+    }
+    if (acc >= lim)
+        return "NUMERIC value out of DECIMAL range";
+    *out = sign == 0x4000 ? -acc : acc;
+    return NULL;
+}
+
+/* Decodes one field of binary COPY into row `row` of column b; NULL or
+ * what is wrong. */
+static const char *put_field(bcol *b, idx_t row, const unsigned char *p, size_t len)
+{
+    switch (b->type) {
+    case DUCKDB_TYPE_BOOLEAN:
+        if (len != 1)
+            return "boolean field is not 1 byte";
+        ((bool *)b->data)[row] = p[0] != 0;
+        return NULL;
+    case DUCKDB_TYPE_SMALLINT:
+        if (len != 2)
+            return "smallint field is not 2 bytes";
+        ((int16_t *)b->data)[row] = (int16_t)be16(p);
+        return NULL;
+    case DUCKDB_TYPE_INTEGER:
+        if (len != 4)
+            return "integer field is not 4 bytes";
+        ((int32_t *)b->data)[row] = (int32_t)be32(p);
+        return NULL;
+    case DUCKDB_TYPE_BIGINT:
+        if (len != 8)
+            return "bigint field is not 8 bytes";
+        ((int64_t *)b->data)[row] = (int64_t)be64(p);
+        return NULL;
+    case DUCKDB_TYPE_FLOAT: {
+        if (len != 4)
+            return "real field is not 4 bytes";
+        uint32_t u = be32(p);
+        memcpy((float *)b->data + row, &u, 4);
+        return NULL;
+    }
+    case DUCKDB_TYPE_DOUBLE: {
+        if (len != 8)
+            return "double field is not 8 bytes";
+        uint64_t u = be64(p);
+        memcpy((double *)b->data + row, &u, 8);
+        return NULL;
+    }
+    case DUCKDB_TYPE_DATE: {
+        /* days since 2000-01-01; +-infinity map to DuckDB's */
+        if (len != 4)
+            return "date field is not 4 bytes";
+        int32_t d = (int32_t)be32(p);
+        int32_t v = d == INT32_MAX ? INT32_MAX : d == INT32_MIN ? -INT32_MAX : 0;
+        if (d != INT32_MAX && d != INT32_MIN && __builtin_add_overflow(d, 10957, &v))
+            return "date out of range";
+        ((int32_t *)b->data)[row] = v;
+        return NULL;
+    }
+    case DUCKDB_TYPE_TIMESTAMP:
+    case DUCKDB_TYPE_TIMESTAMP_TZ: {
+        /* microseconds since 2000-01-01 00:00 (UTC for timestamptz) */
+        if (len != 8)
+            return "timestamp field is not 8 bytes";
+        int64_t t = (int64_t)be64(p);
+        int64_t v = t == INT64_MAX ? INT64_MAX : t == INT64_MIN ? -INT64_MAX : 0;
+        if (t != INT64_MAX && t != INT64_MIN &&
+            (__builtin_add_overflow(t, INT64_C(946684800000000), &v) || v == INT64_MAX ||
+             v <= -INT64_MAX))
+            return "timestamp out of range";
+        ((int64_t *)b->data)[row] = v;
+        return NULL;
+    }
+    case DUCKDB_TYPE_DECIMAL: {
+        __int128 v = 0;
+        const char *why = numeric_decode(p, len, b->width, b->scale, &v);
+        if (why)
+            return why;
+        switch (b->store) {
+        case DUCKDB_TYPE_SMALLINT: ((int16_t *)b->data)[row] = (int16_t)v; break;
+        case DUCKDB_TYPE_INTEGER: ((int32_t *)b->data)[row] = (int32_t)v; break;
+        case DUCKDB_TYPE_BIGINT: ((int64_t *)b->data)[row] = (int64_t)v; break;
+        default: {
+            duckdb_hugeint h;
+            h.lower = (uint64_t)v;
+            h.upper = (int64_t)(v >> 64);
+            ((duckdb_hugeint *)b->data)[row] = h;
+        }
+        }
+        return NULL;
+    }
+    case DUCKDB_TYPE_VARCHAR:
+    case DUCKDB_TYPE_BLOB:
+        duckdb_vector_assign_string_element_len(b->vec, row, (const char *)p, len);
+        return NULL;
+    default:
+        return "no binary decoder for this column type";
+    }
+}
+
+static st_rc pg_stream_chunks(x_conn *c, const char *sql, const x_col *cols, size_t n_cols,
+                              duckdb_data_chunk chunk, size_t room, x_chunk_fn fn, void *ctx,
+                              st_err *err)
+{
+    if (duckdb_data_chunk_get_column_count(chunk) != n_cols)
+        return st_fail(err, ST_ERR_INVALID, "binary COPY: %zu columns, staging chunk has %llu",
+                       n_cols, (unsigned long long)duckdb_data_chunk_get_column_count(chunk));
+    bcol *bc = st_calloc(n_cols + 1, sizeof *bc);
+    if (!bc)
+        return st_fail(err, ST_ERR_NOMEM, "binary COPY");
+    for (size_t i = 0; i < n_cols; i++) {
+        duckdb_vector v = duckdb_data_chunk_get_vector(chunk, i);
+        duckdb_logical_type lt = duckdb_vector_get_column_type(v);
+        bc[i].type = duckdb_get_type_id(lt);
+        if (bc[i].type == DUCKDB_TYPE_DECIMAL) {
+            bc[i].width = duckdb_decimal_width(lt);
+            bc[i].scale = duckdb_decimal_scale(lt);
+            bc[i].store = duckdb_decimal_internal_type(lt);
+        }
+        duckdb_destroy_logical_type(&lt);
+    }
+    st_rc rc = copy_start(c, sql, " (FORMAT binary)", err);
+    if (rc) {
+        st_free(bc);
+        return rc;
+    }
+    duckdb_data_chunk_reset(chunk);
+    bind_vectors(bc, n_cols, chunk);
+    idx_t row = 0;
+    bool header = false, trailer = false;
+    char *msg = NULL;
+    int got = 0;
+    if (room == 0 || room > duckdb_vector_size())
+        room = duckdb_vector_size();
+    while (rc == ST_OK && (got = PQgetCopyData(c->pg, &msg, 0)) > 0) {
+        const unsigned char *p = (const unsigned char *)msg, *end = p + got;
+        if (!header) {
+            /* signature, flags, header extension; sent ahead of the first row */
+            static const unsigned char sig[11] = "PGCOPY\n\377\r\n";
+            if (end - p < 19 || memcmp(p, sig, 11)) {
+                rc = st_fail(err, ST_ERR_PARSE, "binary COPY: bad header");
+                break;
+            }
+            uint32_t ext = be32(p + 15);
+            if ((size_t)(end - p) < 19 + (size_t)ext) {
+                rc = st_fail(err, ST_ERR_PARSE, "binary COPY: bad header");
+                break;
+            }
+            p += 19 + ext;
+            header = true;
+        }
+        /* a CopyData message holds whole rows (the server sends one per row) */
+        while (rc == ST_OK && p < end) {
+            if (end - p < 2 || trailer) {
+                rc = st_fail(err, ST_ERR_PARSE, "binary COPY: truncated row");
+                break;
+            }
+            int16_t nf = (int16_t)be16(p);
+            p += 2;
+            if (nf == -1) {
+                trailer = true;
+                continue;
+            }
+            if (nf != (int16_t)n_cols) {
+                rc = st_fail(err, ST_ERR_PARSE, "binary COPY row has %d fields, expected %zu",
+                             (int)nf, n_cols);
+                break;
+            }
+            for (size_t i = 0; i < n_cols; i++) {
+                if (end - p < 4) {
+                    rc = st_fail(err, ST_ERR_PARSE, "binary COPY: truncated row");
+                    break;
+                }
+                int32_t fl = (int32_t)be32(p);
+                p += 4;
+                if (fl < 0) {
+                    duckdb_validity_set_row_invalid(bc[i].valid, row);
+                    continue;
+                }
+                if (end - p < fl) {
+                    rc = st_fail(err, ST_ERR_PARSE, "binary COPY: truncated field");
+                    break;
+                }
+                const char *why = put_field(&bc[i], row, p, (size_t)fl);
+                if (why) {
+                    rc = st_fail(err, ST_ERR_PARSE, "column %s (%s): %s", cols[i].name,
+                                 cols[i].src_type, why);
+                    break;
+                }
+                p += fl;
+            }
+            if (rc)
+                break;
+            if (++row >= room) {
+                duckdb_data_chunk_set_size(chunk, row);
+                rc = fn(ctx, chunk, &room, err);
+                if (room == 0 || room > duckdb_vector_size())
+                    room = duckdb_vector_size();
+                duckdb_data_chunk_reset(chunk);
+                bind_vectors(bc, n_cols, chunk);
+                row = 0;
+            }
+        }
+        PQfreemem(msg);
+        msg = NULL;
+    }
+    if (rc == ST_OK && got == -1 && row > 0) {
+        duckdb_data_chunk_set_size(chunk, row);
+        rc = fn(ctx, chunk, &room, err);
+        duckdb_data_chunk_reset(chunk);
+    }
+    if (rc)
+        copy_abort(c);
+    rc = copy_finish(c, rc, got, err);
+    st_free(bc);
     return rc;
 }
 
@@ -337,6 +691,7 @@ const x_driver x_pg_driver = {
     .describe = pg_describe,
     .scalar = pg_scalar,
     .stream = pg_stream,
+    .stream_chunks = pg_stream_chunks,
     .list_tables = pg_list_tables,
     .quote = '"',
 };

@@ -29,6 +29,7 @@ void x_cols_free(x_col *c, size_t n)
         st_free(c[i].sel);
         st_free(c[i].duck_type);
         st_free(c[i].stage_expr);
+        st_free(c[i].bin_sel);
     }
     st_free(c);
 }

@@ -360,3 +360,27 @@ st_rc x_files_from_json(const char *json, st_parquet_file **out, size_t *n_out, 
     *n_out = n;
     return ST_OK;
 }
+
+st_rc x_state_run_info(st_state *s, int64_t run_id, char **strategy, char **status, st_err *err)
+{
+    *strategy = NULL;
+    *status = NULL;
+    st_state_lock(s);
+    sqlite3_stmt *st = NULL;
+    st_rc rc = ST_OK;
+    if (sqlite3_prepare_v2(st_state_db(s), "SELECT strategy, status FROM extract_runs"
+                           " WHERE run_id = ?", -1, &st, NULL) != SQLITE_OK) {
+        rc = sfail(s, err, "reading runs");
+    } else {
+        sqlite3_bind_int64(st, 1, run_id);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            *strategy = col_text(st, 0);
+            *status = col_text(st, 1);
+        } else {
+            rc = st_fail(err, ST_ERR_NOTFOUND, "run %lld is not in the state DB", (long long)run_id);
+        }
+    }
+    sqlite3_finalize(st);
+    st_state_unlock(s);
+    return rc;
+}

@@ -82,12 +82,18 @@ st_rc st_silver_entity_parse(const st_cfg *node, const char *name, st_silver_ent
 {
     static const char *const allowed[] = {"from",      "key",     "track",        "update_in_place",
                                           "ignore",    "sequence", "delete",      "partition_by",
-                                          "tie_break", "description", NULL};
+                                          "tie_break", "description", "kind", NULL};
     if (!node || st_cfg_kind_of(node) != ST_CFG_MAP)
         return node ? st_cfg_fail(node, err, ST_ERR_INVALID, "silver entity %s: expected a map",
                                   name)
                     : st_fail(err, ST_ERR_INVALID, "silver entity %s: empty declaration", name);
     st_rc rc = st_cfg_check_keys(node, allowed, err);
+    const char *kind = NULL;
+    rc = rc ? rc : st_cfg_get_str(node, "kind", "dimension", &kind, err);
+    if (rc == ST_OK && strcmp(kind, "dimension"))
+        rc = st_cfg_fail(st_cfg_get(node, "kind"), err, ST_ERR_INVALID,
+                         "silver %s: kind '%s' is not a dimension (kinds: dimension, fact)", name,
+                         kind);
     if (rc)
         return rc;
     st_silver_entity *e = st_calloc(1, sizeof *e);
@@ -170,55 +176,92 @@ fail:
     return rc;
 }
 
-st_rc st_silver_entity_load(const char *project_dir, const char *name, st_silver_entity **out,
-                            st_err *err)
+/* Finds the YAML map declaring `name`: <project>/models/silver/<name>.yml
+ * (the keys at the top or under `<name>:`), else the silver: section of
+ * <project>/strata.yml.  OWNED *doc holds *node. */
+static st_rc find_decl(const char *project_dir, const char *name, st_cfg_doc **doc,
+                       const st_cfg **node, st_err *err)
 {
-    st_cfg_doc *doc = NULL;
     st_rc rc = ST_OK;
+    *doc = NULL;
+    *node = NULL;
     char *rel = st_sprintf("models/silver/%s.yml", name);
     char *path = rel ? st_path_join(project_dir, rel) : NULL;
     if (!path) {
-        rc = st_fail(err, ST_ERR_NOMEM, "silver entity %s", name);
+        rc = st_fail(err, ST_ERR_NOMEM, "silver %s", name);
         goto done;
     }
     if (st_path_exists(path)) {
-        rc = st_cfg_load_file(path, &doc, err);
+        rc = st_cfg_load_file(path, doc, err);
         if (rc)
             goto done;
-        const st_cfg *root = st_cfg_root(doc);
+        const st_cfg *root = st_cfg_root(*doc);
         const st_cfg *n = st_cfg_get(root, name);
         /* either the entity's keys at the top or nested under its name */
-        if (n && !st_cfg_get(root, "from"))
-            rc = st_silver_entity_parse(n, name, out, err);
-        else
-            rc = st_silver_entity_parse(root, name, out, err);
+        *node = n && !st_cfg_get(root, "from") ? n : root;
         goto done;
     }
     st_free(path);
     path = st_path_join(project_dir, "strata.yml");
     if (!path) {
-        rc = st_fail(err, ST_ERR_NOMEM, "silver entity %s", name);
+        rc = st_fail(err, ST_ERR_NOMEM, "silver %s", name);
         goto done;
     }
     if (st_path_exists(path)) {
-        rc = st_cfg_load_file(path, &doc, err);
+        rc = st_cfg_load_file(path, doc, err);
         if (rc)
             goto done;
-        const st_cfg *sec = st_cfg_get(st_cfg_root(doc), "silver");
-        const st_cfg *n = sec ? st_cfg_get(sec, name) : NULL;
-        if (n) {
-            rc = st_silver_entity_parse(n, name, out, err);
+        const st_cfg *sec = st_cfg_get(st_cfg_root(*doc), "silver");
+        *node = sec ? st_cfg_get(sec, name) : NULL;
+        if (*node)
             goto done;
-        }
     }
     rc = st_fail(err, ST_ERR_NOTFOUND,
                  "silver entity %s is not declared (looked in %s/models/silver/%s.yml and the "
                  "silver: section of %s/strata.yml)",
                  name, project_dir, name, project_dir);
 done:
-    st_cfg_doc_free(doc);
+    if (rc) {
+        st_cfg_doc_free(*doc);
+        *doc = NULL;
+    }
     st_free(rel);
     st_free(path);
+    return rc;
+}
+
+st_rc st_silver_entity_load(const char *project_dir, const char *name, st_silver_entity **out,
+                            st_err *err)
+{
+    st_cfg_doc *doc = NULL;
+    const st_cfg *node = NULL;
+    st_rc rc = find_decl(project_dir, name, &doc, &node, err);
+    rc = rc ? rc : st_silver_entity_parse(node, name, out, err);
+    st_cfg_doc_free(doc);
+    return rc;
+}
+
+st_rc st_silver_is_fact(const char *project_dir, const char *name, bool *out, st_err *err)
+{
+    st_cfg_doc *doc = NULL;
+    const st_cfg *node = NULL;
+    st_rc rc = find_decl(project_dir, name, &doc, &node, err);
+    const char *kind = NULL;
+    rc = rc ? rc : st_cfg_get_str(node, "kind", "dimension", &kind, err);
+    if (rc == ST_OK)
+        *out = kind && !strcmp(kind, "fact");
+    st_cfg_doc_free(doc);
+    return rc;
+}
+
+st_rc st_silver_fact_load(const char *project_dir, const char *name, st_silver_fact **out,
+                          st_err *err)
+{
+    st_cfg_doc *doc = NULL;
+    const st_cfg *node = NULL;
+    st_rc rc = find_decl(project_dir, name, &doc, &node, err);
+    rc = rc ? rc : st_silver_fact_parse(node, name, out, err);
+    st_cfg_doc_free(doc);
     return rc;
 }
 

@@ -26,16 +26,45 @@
  * columns appear in _st_in, before anything else touches them.  Returns
  * false in *has_rows when the table has no file. */
 static st_rc scan_with_pos(st_engine *eng, const st_delta_snapshot *s, const char *view,
-                           char **keys, size_t n_keys, bool *has_rows, st_err *err)
+                           char **keys, size_t n_keys, const char *prune, bool *has_rows,
+                           st_err *err)
 {
     const st_delta_metadata *m = &s->metadata;
     st_buf b;
     st_buf_init(&b, 0);
     st_rc rc = ST_OK;
     duckdb_appender app = NULL;
-    *has_rows = s->n_files > 0;
-    if (!*has_rows)
+    /* the files that may hold the keys (partition values, min/max stats);
+     * indexes stay those of s->files */
+    bool *use = st_calloc(s->n_files + 1, sizeof *use);
+    size_t n_use = 0;
+    if (!use)
+        return st_fail(err, ST_ERR_NOMEM, "reading %s", s->table_path);
+    if (prune) {
+        st_delta_file **pf = NULL;
+        size_t n_pf = 0;
+        rc = st_delta_prune(s, prune, &pf, &n_pf, err);
+        for (size_t i = 0, j = 0; rc == ST_OK && i < s->n_files && j < n_pf; i++)
+            if (s->files[i] == pf[j]) {
+                use[i] = true;
+                j++;
+            }
+        st_free(pf);
+        if (rc) {
+            st_free(use);
+            return rc;
+        }
+    } else {
+        for (size_t i = 0; i < s->n_files; i++)
+            use[i] = true;
+    }
+    for (size_t i = 0; i < s->n_files; i++)
+        n_use += use[i];
+    *has_rows = n_use > 0;
+    if (!*has_rows) {
+        st_free(use);
         return ST_OK;
+    }
     /* one row per file: index, path, partition values typed */
     rc = st_buf_puts(&b, "CREATE OR REPLACE TEMP TABLE _st_files (_st_fi INTEGER, _st_fname VARCHAR");
     for (size_t i = 0; rc == ST_OK && i < m->n_partition_columns; i++) {
@@ -51,6 +80,8 @@ static st_rc scan_with_pos(st_engine *eng, const st_delta_snapshot *s, const cha
     st_buf_reset(&b);
     for (size_t i = 0; rc == ST_OK && i < s->n_files; i++) {
         const st_delta_file *f = s->files[i];
+        if (!use[i])
+            continue;
         rc = st_buf_printf(&b, "INSERT INTO _st_files VALUES (%zu, ", i);
         rc = rc ? rc : st_buf_sql_str(&b, f->abs_path);
         for (size_t k = 0; rc == ST_OK && k < m->n_partition_columns; k++) {
@@ -71,7 +102,7 @@ static st_rc scan_with_pos(st_engine *eng, const st_delta_snapshot *s, const cha
                                        "_st_pos BIGINT)", err);
     rc = rc ? rc : st_engine_appender(eng, "_st_dvpos", &app, err);
     for (size_t i = 0; rc == ST_OK && i < s->n_files; i++) {
-        if (!s->files[i]->has_dv)
+        if (!use[i] || !s->files[i]->has_dv)
             continue;
         uint64_t *pos = NULL;
         size_t n = 0;
@@ -101,8 +132,10 @@ static st_rc scan_with_pos(st_engine *eng, const st_delta_snapshot *s, const cha
     }
     rc = rc ? rc : st_buf_puts(&b, "f._st_fi, r.file_row_number AS _st_pos FROM (SELECT * FROM "
                                    "read_parquet([");
-    for (size_t i = 0; rc == ST_OK && i < s->n_files; i++) {
-        rc = i ? st_buf_puts(&b, ", ") : ST_OK;
+    for (size_t i = 0, k = 0; rc == ST_OK && i < s->n_files; i++) {
+        if (!use[i])
+            continue;
+        rc = k++ ? st_buf_puts(&b, ", ") : ST_OK;
         rc = rc ? rc : st_buf_sql_str(&b, s->files[i]->abs_path);
     }
     rc = rc ? rc : st_buf_puts(&b, "], filename = true, file_row_number = true, union_by_name = "
@@ -139,48 +172,89 @@ static st_rc scan_with_pos(st_engine *eng, const st_delta_snapshot *s, const cha
                                    "r.file_row_number");
     rc = rc ? rc : st_engine_exec(eng, b.data, err);
     st_buf_free(&b);
+    st_free(use);
     if (rc)
         st_err_ctx(err, "reading silver table %s", s->table_path);
     return rc;
 }
 
-/* ---------------------------------------------------------------- committing */
-
-/* A new name for a data file that gets a deletion vector.  The commit
- * protocol of st_delta_txn refuses one path twice in a commit (remove of the
- * file + add of the same file with its DV), so the file is hard-linked under
- * a new name in the same directory: no data is copied, and the remove/add
- * pair names two paths for the same bytes.  OWNED *out_path (log form). */
-static st_rc relink(const st_delta_file *f, char **out_path, st_err *err)
+/* A predicate that bounds the batch's keys, for file pruning: IN lists for
+ * partition columns with few values, [min, max] for integer and string key
+ * columns.  NULL (no pruning) when nothing applies.  OWNED. */
+static char *key_bounds(st_engine *eng, const scd_plan *p, const st_delta_snapshot *s)
 {
-    char uuid[37];
-    st_uuid4(uuid);
-    const char *slash = strrchr(f->path, '/');
-    const char *aslash = strrchr(f->abs_path, '/');
-    char *path = slash ? st_sprintf("%.*s/part-%s-dv.parquet", (int)(slash - f->path), f->path,
-                                    uuid)
-                       : st_sprintf("part-%s-dv.parquet", uuid);
-    char *abs = aslash ? st_sprintf("%.*s/part-%s-dv.parquet", (int)(aslash - f->abs_path),
-                                    f->abs_path, uuid)
-                       : NULL;
-    if (!path || !abs) {
-        st_free(path);
-        st_free(abs);
-        return st_fail(err, ST_ERR_NOMEM, "linking %s", f->abs_path);
+    st_buf b, q;
+    st_buf_init(&b, 0);
+    st_buf_init(&q, 0);
+    for (size_t i = 0; i < p->n_key; i++) {
+        bool is_part = false;
+        for (size_t k = 0; k < s->metadata.n_partition_columns; k++)
+            is_part = is_part || !strcmp(s->metadata.partition_columns[k], p->key[i]);
+        st_buf_reset(&q);
+        st_buf_puts(&q, "SELECT typeof(min(");
+        st_buf_sql_ident(&q, p->key[i]);
+        st_buf_puts(&q, ")), count(DISTINCT ");
+        st_buf_sql_ident(&q, p->key[i]);
+        st_buf_puts(&q, "), CAST(min(");
+        st_buf_sql_ident(&q, p->key[i]);
+        st_buf_puts(&q, ") AS VARCHAR), CAST(max(");
+        st_buf_sql_ident(&q, p->key[i]);
+        st_buf_puts(&q, ") AS VARCHAR), string_agg(DISTINCT CAST(");
+        st_buf_sql_ident(&q, p->key[i]);
+        st_buf_puts(&q, " AS VARCHAR), chr(31)) FROM _st_in");
+        duckdb_result r;
+        if (!q.data || st_engine_query(eng, q.data, &r, NULL) != ST_OK)
+            continue;
+        char *ty = duckdb_value_varchar(&r, 0, 0);
+        int64_t n = duckdb_value_int64(&r, 1, 0);
+        char *lo = duckdb_value_varchar(&r, 2, 0), *hi = duckdb_value_varchar(&r, 3, 0);
+        char *all = duckdb_value_varchar(&r, 4, 0);
+        bool is_str = ty && !strcmp(ty, "VARCHAR");
+        bool is_int = ty && (strstr(ty, "INT") != NULL);
+        if (ty && lo && hi && (is_str || is_int)) {
+            st_buf_puts(&b, b.len ? " AND " : "");
+            st_buf_sql_ident(&b, p->key[i]);
+            if (is_part && is_str && all && n > 0 && n <= 64) {
+                st_buf_puts(&b, " IN (");
+                bool first = true;
+                for (char *v = all; v;) {
+                    char *sep = strchr(v, '\x1f');
+                    if (sep)
+                        *sep = '\0';
+                    st_buf_puts(&b, first ? "" : ", ");
+                    st_buf_sql_str(&b, v);
+                    first = false;
+                    v = sep ? sep + 1 : NULL;
+                }
+                st_buf_puts(&b, ")");
+            } else if (is_str) {
+                st_buf_puts(&b, " >= ");
+                st_buf_sql_str(&b, lo);
+                st_buf_puts(&b, " AND ");
+                st_buf_sql_ident(&b, p->key[i]);
+                st_buf_puts(&b, " <= ");
+                st_buf_sql_str(&b, hi);
+            } else {
+                st_buf_printf(&b, " >= %s AND ", lo);
+                st_buf_sql_ident(&b, p->key[i]);
+                st_buf_printf(&b, " <= %s", hi);
+            }
+        }
+        duckdb_free(ty);
+        duckdb_free(lo);
+        duckdb_free(hi);
+        duckdb_free(all);
+        duckdb_destroy_result(&r);
     }
-    if (link(f->abs_path, abs) != 0) {
-        st_rc rc = st_fail_errno(err, ST_ERR_IO, "link %s -> %s", f->abs_path, abs);
-        st_free(path);
-        st_free(abs);
-        return rc;
-    }
-    st_free(abs);
-    *out_path = path;
-    return ST_OK;
+    st_buf_free(&q);
+    return b.len ? st_buf_take(&b) : (st_buf_free(&b), NULL);
 }
 
+/* ---------------------------------------------------------------- committing */
+
 /* Marks the rows of query `pos_sql` (columns _st_fi, _st_pos, sorted) as
- * deleted: one DV per touched file of s, remove + add in t. */
+ * deleted: one DV per touched file of s, committed as remove(path, old DV) +
+ * add(path, new DV), the protocol's way to give a file a new DV. */
 static st_rc retire_rows(st_engine *eng, st_delta_txn *t, const st_delta_snapshot *s,
                          const char *pos_sql, st_silver_stats *stats, st_err *err)
 {
@@ -211,21 +285,17 @@ static st_rc retire_rows(st_engine *eng, st_delta_txn *t, const st_delta_snapsho
         st_delta_dv dv;
         memset(&dv, 0, sizeof dv);
         int64_t bytes = 0;
-        char *npath = NULL;
         rc = st_delta_dv_build(s->table_path, pos + i, j - i, f->has_dv ? &f->dv : NULL, &dv,
                                &bytes, err);
-        rc = rc ? rc : relink(f, &npath, err);
         rc = rc ? rc : st_delta_txn_remove(t, f, true, err);
         if (rc == ST_OK) {
             st_delta_file nf = *f;
-            nf.path = npath;
             nf.has_dv = true;
             nf.dv = dv;
             nf.modification_time = st_now_ms();
             nf.data_change = true;
             rc = st_delta_txn_add(t, &nf, err);
         }
-        st_free(npath);
         st_delta_dv_clear(&dv);
         if (stats) {
             stats->files_touched++;
@@ -295,8 +365,8 @@ static st_rc create_table(st_engine *eng, const scd_plan *p, const char *table_p
     o.properties = props;
     o.n_properties = 1;
     rc = st_mkdirs(table_path, err);
+    /* the property makes version 0 reader 3 / writer 7 with deletionVectors */
     rc = rc ? rc : st_delta_create(table_path, schema, &o, err);
-    rc = rc ? rc : st_delta_dv_enable(eng, table_path, err);
     st_delta_schema_free(schema);
     return rc;
 }
@@ -334,6 +404,7 @@ st_rc st_silver_merge_delta(st_engine *eng, const st_silver_entity *ent, const c
     st_buf_init(&b, 0);
     int64_t latest = -1;
     bool has_rows = false;
+    st_debug("silver %s: merge into %s", ent->name, table_path);
     st_rc rc = st_delta_latest_version(table_path, &latest, err);
     if (rc)
         goto done;
@@ -351,24 +422,28 @@ st_rc st_silver_merge_delta(st_engine *eng, const st_silver_entity *ent, const c
     if (rc)
         goto done;
     if (snap && ent->delete_kind == ST_SILVER_DELETE_MISSING) {
-        rc = scan_with_pos(eng, snap, "_st_all", NULL, 0, &has_rows, err);
+        rc = scan_with_pos(eng, snap, "_st_all", NULL, 0, NULL, &has_rows, err);
         rc = rc ? rc : (has_rows ? scd_add_missing(eng, &p, "SELECT * FROM _st_all", err) : ST_OK);
         if (rc)
             goto done;
     }
     if (snap) {
-        rc = scan_with_pos(eng, snap, "_st_rows", p.key, p.n_key, &has_rows, err);
+        char *bounds = key_bounds(eng, &p, snap);
+        rc = scan_with_pos(eng, snap, "_st_rows", p.key, p.n_key, bounds, &has_rows, err);
+        st_free(bounds);
         if (rc)
             goto done;
     }
-    st_debug("silver %s: prepared", ent->name);
+    st_debug("silver %s: batch read", ent->name);
     if (has_rows) {
         /* the stored versions of the batch's keys */
         rc = st_buf_puts(&b, "CREATE OR REPLACE TEMP TABLE _st_old AS SELECT ");
         rc = rc ? rc : scd_put_cols(&b, p.cols, p.n_cols, "o");
-        rc = rc ? rc : st_buf_puts(&b, ", o._valid_from, o._valid_to, o._is_deleted, o._noop_seqs, "
-                                       "o._seq, o._batch_id, o._loaded_at, o._st_fi, o._st_pos "
-                                       "FROM _st_rows o SEMI JOIN (SELECT DISTINCT ");
+        /* only what the rebuild needs: _valid_to and _seq follow from the
+         * others, _sk and _row_hash are recomputed (cheaper than decoding
+         * them for every row of the table) */
+        rc = rc ? rc : st_buf_puts(&b, ", o._valid_from, o._is_deleted, o._noop_seqs, o._st_fi, "
+                                       "o._st_pos FROM _st_rows o SEMI JOIN (SELECT DISTINCT ");
         rc = rc ? rc : scd_put_cols(&b, p.key, p.n_key, NULL);
         rc = rc ? rc : st_buf_puts(&b, " FROM _st_in) k ON ");
         rc = rc ? rc : scd_put_join(&b, p.key, p.n_key, "o", "k");
@@ -377,9 +452,11 @@ st_rc st_silver_merge_delta(st_engine *eng, const st_silver_entity *ent, const c
     } else {
         rc = scd_empty_old(eng, &p, err);
     }
+    st_debug("silver %s: stored versions read", ent->name);
     rc = rc ? rc : scd_rebuild(eng, &p, batch_id, stats, err);
     if (rc)
         goto done;
+    st_debug("silver %s: rebuilt", ent->name);
     if (!snap) {
         if (stats->rows_written == 0) {
             stats->skipped = true;
@@ -410,6 +487,7 @@ st_rc st_silver_merge_delta(st_engine *eng, const st_silver_entity *ent, const c
         stats->bytes_written += res.bytes_added;
         if (rc)
             goto done;
+        st_debug("silver %s: new versions written", ent->name);
     }
     if (has_rows && stats->keys_changed > 0) {
         rc = st_buf_puts(&b, "SELECT _st_fi, _st_pos FROM _st_old o SEMI JOIN _st_chg c ON ");
@@ -428,8 +506,10 @@ st_rc st_silver_merge_delta(st_engine *eng, const st_silver_entity *ent, const c
         stats->skipped = true;
         goto done;
     }
+    st_debug("silver %s: deletion vectors written", ent->name);
     rc = st_delta_txn_commit(t, &stats->version, err);
     t = NULL;
+    st_debug("silver %s: committed", ent->name);
 done:
     if (rc)
         st_err_ctx(err, "silver %s -> %s", ent->name, table_path);
@@ -457,7 +537,7 @@ st_rc st_silver_erase(st_engine *eng, const char *table_path, const char *key_pr
     bool has_rows = false;
     char *sql = NULL;
     st_rc rc = st_delta_snapshot_load(eng, table_path, -1, &snap, err);
-    rc = rc ? rc : scan_with_pos(eng, snap, "_st_rows", NULL, 0, &has_rows, err);
+    rc = rc ? rc : scan_with_pos(eng, snap, "_st_rows", NULL, 0, NULL, &has_rows, err);
     if (rc || !has_rows)
         goto done;
     sql = st_sprintf("SELECT _st_fi, _st_pos FROM _st_rows WHERE (%s) ORDER BY _st_fi, _st_pos",
@@ -525,53 +605,43 @@ static bool same_file(const st_delta_file *a, const st_delta_file *b)
     return eq;
 }
 
-st_rc st_silver_run(st_engine *eng, const char *lake_dir, const st_silver_entity *ent,
-                    st_silver_stats *stats, st_err *err)
+st_rc scd_app_version(st_engine *eng, const char *path, const char *app_id, int64_t *out,
+                      st_err *err)
 {
-    st_silver_stats local;
-    if (!stats)
-        stats = &local;
-    memset(stats, 0, sizeof *stats);
-    stats->version = -1;
-    char *bronze = st_silver_table_path(lake_dir, ent->from);
-    char *name = st_sprintf("silver.%s", ent->name);
-    char *silver = name ? st_silver_table_path(lake_dir, name) : NULL;
-    st_delta_snapshot *bs = NULL, *bold = NULL, *ss = NULL;
+    *out = -1;
+    int64_t latest = -1;
+    st_rc rc = st_delta_latest_version(path, &latest, err);
+    if (rc || latest < 0)
+        return rc;
+    st_delta_snapshot *s = NULL;
+    rc = st_delta_snapshot_load(eng, path, -1, &s, err);
+    const st_delta_apptxn *a = rc ? NULL : find_app(s, app_id);
+    if (a)
+        *out = a->version;
+    st_delta_snapshot_free(s);
+    return rc;
+}
+
+st_rc scd_bronze_increment(st_engine *eng, const char *bronze, int64_t done_v, char **out_sql,
+                           int64_t *out_version, st_err *err)
+{
+    st_delta_snapshot *bs = NULL, *bold = NULL;
     st_delta_file **newf = NULL;
-    char *sql = NULL;
-    st_rc rc = ST_OK;
-    if (!bronze || !silver) {
-        rc = st_fail(err, ST_ERR_NOMEM, "silver %s", ent->name);
-        goto done;
-    }
-    rc = st_delta_snapshot_load(eng, bronze, -1, &bs, err);
+    st_rc rc = st_delta_snapshot_load(eng, bronze, -1, &bs, err);
     if (rc)
-        goto done;
-    stats->source_version = bs->version;
-    int64_t done_v = -1, latest = -1;
-    rc = st_delta_latest_version(silver, &latest, err);
-    if (rc == ST_OK && latest >= 0) {
-        rc = st_delta_snapshot_load(eng, silver, -1, &ss, err);
-        const st_delta_apptxn *a = rc ? NULL : find_app(ss, name);
-        done_v = a ? a->version : -1;
-    }
-    if (rc)
-        goto done;
-    if (done_v >= bs->version) {
-        stats->skipped = true;
-        goto done;
-    }
+        return rc;
+    *out_version = bs->version;
     /* only the files bronze gained since the processed version; a file seen
      * again (e.g. rewritten with a DV) only repeats changes, which the
      * rebuild deduplicates */
     st_delta_snapshot sub = *bs;
-    if (done_v >= 0) {
+    if (done_v >= 0 && done_v < bs->version) {
         rc = st_delta_snapshot_load(eng, bronze, done_v, &bold, err);
         if (rc)
             goto done;
         newf = st_calloc(bs->n_files + 1, sizeof *newf);
         if (!newf) {
-            rc = st_fail(err, ST_ERR_NOMEM, "silver %s", ent->name);
+            rc = st_fail(err, ST_ERR_NOMEM, "reading %s", bronze);
             goto done;
         }
         size_t n = 0;
@@ -585,19 +655,50 @@ st_rc st_silver_run(st_engine *eng, const char *lake_dir, const st_silver_entity
         sub.files = newf;
         sub.n_files = n;
     }
-    rc = st_delta_scan_sql(eng, &sub, NULL, &sql, err);
+    rc = st_delta_scan_sql(eng, &sub, NULL, out_sql, err);
+done:
+    st_free(newf);
+    st_delta_snapshot_free(bs);
+    st_delta_snapshot_free(bold);
+    return rc;
+}
+
+st_rc st_silver_run(st_engine *eng, const char *lake_dir, const st_silver_entity *ent,
+                    st_silver_stats *stats, st_err *err)
+{
+    st_silver_stats local;
+    if (!stats)
+        stats = &local;
+    memset(stats, 0, sizeof *stats);
+    stats->version = -1;
+    char *bronze = st_silver_table_path(lake_dir, ent->from);
+    char *name = st_sprintf("silver.%s", ent->name);
+    char *silver = name ? st_silver_table_path(lake_dir, name) : NULL;
+    char *sql = NULL;
+    int64_t done_v = -1, bv = -1;
+    st_rc rc = ST_OK;
+    if (!bronze || !silver) {
+        rc = st_fail(err, ST_ERR_NOMEM, "silver %s", ent->name);
+        goto done;
+    }
+    rc = scd_app_version(eng, silver, name, &done_v, err);
+    rc = rc ? rc : st_delta_latest_version(bronze, &bv, err);
+    if (rc == ST_OK && bv < 0)
+        rc = st_fail(err, ST_ERR_NOTFOUND, "bronze table %s does not exist", bronze);
     if (rc)
         goto done;
-    rc = st_silver_merge_delta(eng, ent, sql, silver, NULL, name, bs->version, stats, err);
-    stats->source_version = bs->version;
+    stats->source_version = bv;
+    if (done_v >= bv) {
+        stats->skipped = true;
+        goto done;
+    }
+    rc = scd_bronze_increment(eng, bronze, done_v, &sql, &bv, err);
+    rc = rc ? rc : st_silver_merge_delta(eng, ent, sql, silver, NULL, name, bv, stats, err);
+    stats->source_version = bv;
 done:
     if (rc)
         st_err_ctx(err, "silver.%s", ent->name);
-    st_free(newf);
     st_free(sql);
-    st_delta_snapshot_free(bs);
-    st_delta_snapshot_free(bold);
-    st_delta_snapshot_free(ss);
     st_free(bronze);
     st_free(name);
     st_free(silver);

@@ -16,6 +16,7 @@
 #include "silver/silver_int.h"
 
 #include <string.h>
+#include <xxhash.h>
 
 st_rc scd_put_cols(st_buf *b, char **cols, size_t n, const char *alias)
 {
@@ -41,14 +42,60 @@ st_rc scd_put_join(st_buf *b, char **cols, size_t n, const char *l, const char *
     return rc;
 }
 
-/* A 63-bit hash of values as a positive BIGINT: md5 over the JSON array of
+/* st_xxh64(text): XXH3-64 of the bytes, shifted to a positive BIGINT.
+ * XXH3 is a specified algorithm, so stored hashes and surrogate keys stay
+ * stable across DuckDB versions (DuckDB's hash() promises no such thing),
+ * and it costs a tenth of md5. */
+static void xxh_fn(duckdb_function_info info, duckdb_data_chunk input, duckdb_vector output)
+{
+    (void)info;
+    idx_t n = duckdb_data_chunk_get_size(input);
+    duckdb_vector v = duckdb_data_chunk_get_vector(input, 0);
+    duckdb_string_t *data = (duckdb_string_t *)duckdb_vector_get_data(v);
+    uint64_t *valid = duckdb_vector_get_validity(v);
+    int64_t *out = (int64_t *)duckdb_vector_get_data(output);
+    for (idx_t i = 0; i < n; i++) {
+        if (valid && !duckdb_validity_row_is_valid(valid, i)) {
+            duckdb_vector_ensure_validity_writable(output);
+            duckdb_validity_set_row_invalid(duckdb_vector_get_validity(output), i);
+            continue;
+        }
+        const char *p = duckdb_string_t_data(&data[i]);
+        out[i] = (int64_t)(XXH3_64bits(p, duckdb_string_t_length(data[i])) >> 1);
+    }
+}
+
+/* Registers st_xxh64 on the engine's connection once. */
+static st_rc register_xxh(st_engine *eng, st_err *err)
+{
+    int64_t n = 0;
+    st_rc rc = st_engine_query_i64(eng, "SELECT count(*) FROM duckdb_functions() WHERE "
+                                        "function_name = 'st_xxh64'", &n, err);
+    if (rc || n > 0)
+        return rc;
+    duckdb_scalar_function f = duckdb_create_scalar_function();
+    duckdb_scalar_function_set_name(f, "st_xxh64");
+    duckdb_logical_type vt = duckdb_create_logical_type(DUCKDB_TYPE_VARCHAR);
+    duckdb_logical_type bt = duckdb_create_logical_type(DUCKDB_TYPE_BIGINT);
+    duckdb_scalar_function_add_parameter(f, vt);
+    duckdb_scalar_function_set_return_type(f, bt);
+    duckdb_scalar_function_set_function(f, xxh_fn);
+    if (duckdb_register_scalar_function(st_engine_conn(eng), f) == DuckDBError)
+        rc = st_fail(err, ST_ERR_ENGINE, "registering st_xxh64");
+    duckdb_destroy_logical_type(&vt);
+    duckdb_destroy_logical_type(&bt);
+    duckdb_destroy_scalar_function(&f);
+    return rc;
+}
+
+/* A 63-bit hash of values as a positive BIGINT: XXH3 over the JSON array of
  * their text forms.  JSON escaping keeps concatenations unambiguous and NULL
  * distinct from '' and 'null'; the text form keeps the hash stable across
  * integer widening and Parquet round trips. */
 static st_rc put_hash(st_buf *b, char **cols, size_t n, const char *alias,
                       const char *const *extra, size_t n_extra)
 {
-    st_rc rc = st_buf_puts(b, "CAST(md5_number_upper(CAST(to_json([");
+    st_rc rc = st_buf_puts(b, "st_xxh64(CAST(to_json([");
     for (size_t i = 0; rc == ST_OK && i < n + n_extra; i++) {
         rc = st_buf_puts(b, i ? ", CAST(" : "CAST(");
         if (rc == ST_OK && i < n) {
@@ -60,7 +107,7 @@ static st_rc put_hash(st_buf *b, char **cols, size_t n, const char *alias,
         }
         rc = rc ? rc : st_buf_puts(b, " AS VARCHAR)");
     }
-    return rc ? rc : st_buf_puts(b, "]) AS VARCHAR)) >> 1 AS BIGINT)");
+    return rc ? rc : st_buf_puts(b, "]) AS VARCHAR))");
 }
 
 static bool has(char **l, size_t n, const char *s)
@@ -154,7 +201,8 @@ st_rc scd_prepare(st_engine *eng, const st_silver_entity *ent, const char *in_sq
     p->arena = st_arena_new(4096);
     if (!p->arena)
         return st_fail(err, ST_ERR_NOMEM, "silver %s", ent->name);
-    st_rc rc = st_engine_execf(eng, err,
+    st_rc rc = register_xxh(eng, err);
+    rc = rc ? rc : st_engine_execf(eng, err,
                                "CREATE OR REPLACE TEMP TABLE _st_in AS SELECT *, "
                                "coalesce((%s), false) AS _st_del FROM (%s) _src",
                                ent->delete_kind == ST_SILVER_DELETE_EXPR ? ent->delete_expr
@@ -292,7 +340,7 @@ static st_rc run(st_engine *eng, st_buf *b, st_err *err)
     return rc;
 }
 
-/* Expressions of the "event" projection: the entity columns, _s, _del, _h,
+/* Expressions of the "event" projection: the entity columns, then _s, _del,
   * _noops. */
 static st_rc put_event_cols(st_buf *b, const scd_plan *p)
 {
@@ -324,42 +372,34 @@ st_rc scd_rebuild(st_engine *eng, const scd_plan *p, const char *batch_id, st_si
     st_rc rc = ST_OK;
 
     /* One statement, so DuckDB pipelines the steps without materializing
-     * them.  The stored _row_hash and _sk are not read back: both follow
-     * from the columns (and the Parquet bytes of random hashes cost more to
-     * decode than to recompute). */
-    st_buf oh;
-    st_buf_init(&oh, 0);
-    rc = st_buf_puts(&oh, "CASE WHEN _is_deleted THEN NULL ELSE ");
-    rc = rc ? rc : put_hash(&oh, track, n_track, NULL, NULL, 0);
-    rc = rc ? rc : st_buf_puts(&oh, " END");
+     * them.  States are compared column by column (NULL-safe) rather than by
+     * hash, and the stored _row_hash and _sk are not read back: both follow
+     * from the columns, and decoding random 64-bit values for every row of
+     * the table costs more than recomputing them for the affected rows. */
     rc = rc ? rc : st_buf_puts(&b, "CREATE OR REPLACE TEMP TABLE _st_ver AS WITH ");
     /* 1. the changes: the batch's, and those the stored versions stand for */
     rc = rc ? rc : st_buf_puts(&b, "ev AS (SELECT ");
     rc = rc ? rc : put_event_cols(&b, p);
     rc = rc ? rc : st_buf_puts(&b, ", CAST(");
     rc = rc ? rc : st_buf_sql_ident(&b, seq);
-    rc = rc ? rc : st_buf_printf(&b, " AS %s) AS _s, _st_del AS _del, CASE WHEN _st_del THEN NULL "
-                                     "ELSE ", p->seq_type);
-    rc = rc ? rc : put_hash(&b, track, n_track, NULL, NULL, 0);
-    rc = rc ? rc : st_buf_printf(&b, " END AS _h, CAST(NULL AS %s[]) AS _noops FROM _st_in",
-                                 p->seq_type);
+    rc = rc ? rc : st_buf_printf(&b, " AS %s) AS _s, _st_del AS _del, CAST(NULL AS %s[]) AS _noops "
+                                     "FROM _st_in", p->seq_type, p->seq_type);
     /* a stored version: its start ... */
     rc = rc ? rc : st_buf_puts(&b, " UNION ALL BY NAME SELECT ");
     rc = rc ? rc : put_event_cols(&b, p);
-    rc = rc ? rc : st_buf_printf(&b, ", _valid_from AS _s, _is_deleted AS _del, %s AS _h, "
-                                     "_noop_seqs AS _noops FROM _st_old", oh.data);
+    rc = rc ? rc : st_buf_puts(&b, ", _valid_from AS _s, _is_deleted AS _del, _noop_seqs AS "
+                                   "_noops FROM _st_old");
     /* ... and the no-op changes it absorbed (same state, later sequence) */
     rc = rc ? rc : st_buf_puts(&b, " UNION ALL BY NAME SELECT * EXCLUDE (_x), _x AS _s FROM "
                                    "(SELECT ");
     rc = rc ? rc : put_event_cols(&b, p);
-    rc = rc ? rc : st_buf_printf(&b, ", unnest(_noop_seqs) AS _x, _is_deleted AS _del, %s AS _h, "
+    rc = rc ? rc : st_buf_printf(&b, ", unnest(_noop_seqs) AS _x, _is_deleted AS _del, "
                                      "CAST(NULL AS %s[]) AS _noops FROM _st_old WHERE "
-                                     "_noop_seqs IS NOT NULL)), ", oh.data, p->seq_type);
-    st_buf_free(&oh);
+                                     "_noop_seqs IS NOT NULL)), ", p->seq_type);
 
     /* 2. one change per (key, sequence): the largest (tie-break columns,
-     * delete over update, state hash, other values) wins, compared as one
-     * struct.  A total order, so the winner never depends on arrival; an
+     * delete over update, tracked values, other values) wins, compared as
+     * one struct.  A total order, so the winner never depends on arrival; an
      * aggregate rather than a window, which would sort every column. */
     rc = rc ? rc : st_buf_puts(&b, "e1 AS (SELECT unnest(_w) FROM (SELECT arg_max(struct_pack(");
     for (size_t i = 0; rc == ST_OK && i < p->n_cols; i++) {
@@ -368,20 +408,21 @@ st_rc scd_rebuild(st_engine *eng, const scd_plan *p, const char *batch_id, st_si
         rc = rc ? rc : st_buf_sql_ident(&b, p->cols[i]);
         rc = rc ? rc : st_buf_puts(&b, ", ");
     }
-    rc = rc ? rc : st_buf_puts(&b, "_s := _s, _del := _del, _h := _h, _noops := _noops), "
-                                   "struct_pack(");
+    rc = rc ? rc : st_buf_puts(&b, "_s := _s, _del := _del, _noops := _noops), struct_pack(");
     for (size_t i = 0; rc == ST_OK && i < p->ent->n_tie_break; i++) {
         rc = st_buf_printf(&b, "t%zu := ", i);
         rc = rc ? rc : st_buf_sql_ident(&b, p->ent->tie_break[i]);
         rc = rc ? rc : st_buf_puts(&b, ", ");
     }
-    rc = rc ? rc : st_buf_puts(&b, "d := _del, h := _h");
-    for (size_t i = 0; rc == ST_OK && i < p->n_cols; i++) {
-        if (p->role[i] == SCD_KEY)
-            continue;
-        rc = st_buf_printf(&b, ", c%zu := ", i);
-        rc = rc ? rc : st_buf_sql_ident(&b, p->cols[i]);
-    }
+    rc = rc ? rc : st_buf_puts(&b, "d := _del");
+    for (int pass = 0; rc == ST_OK && pass < 2; pass++)
+        for (size_t i = 0; rc == ST_OK && i < p->n_cols; i++) {
+            /* tracked columns first, then the others */
+            if (p->role[i] == SCD_KEY || (p->role[i] == SCD_TRACK) != (pass == 0))
+                continue;
+            rc = st_buf_printf(&b, ", c%zu := ", i);
+            rc = rc ? rc : st_buf_sql_ident(&b, p->cols[i]);
+        }
     rc = rc ? rc : st_buf_puts(&b, ")) AS _w FROM ev GROUP BY ");
     rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
     rc = rc ? rc : st_buf_puts(&b, ", _s)), ");
@@ -389,9 +430,14 @@ st_rc scd_rebuild(st_engine *eng, const scd_plan *p, const char *batch_id, st_si
     /* 3. sort by sequence; a change equal to the state before it opens no
      * version (its sequence is kept in _noop_seqs of the version) */
     rc = rc ? rc : st_buf_puts(&b, "e2 AS (SELECT *, CASE WHEN lag(_del) OVER w IS NULL THEN 1 "
-                                   "WHEN lag(_del) OVER w <> _del THEN 1 WHEN NOT _del AND lag(_h) "
-                                   "OVER w <> _h THEN 1 ELSE 0 END AS _new FROM e1 WINDOW w AS "
-                                   "(PARTITION BY ");
+                                   "WHEN lag(_del) OVER w <> _del THEN 1 WHEN NOT _del AND (false");
+    for (size_t i = 0; rc == ST_OK && i < n_track; i++) {
+        rc = st_buf_puts(&b, " OR lag(");
+        rc = rc ? rc : st_buf_sql_ident(&b, track[i]);
+        rc = rc ? rc : st_buf_puts(&b, ") OVER w IS DISTINCT FROM ");
+        rc = rc ? rc : st_buf_sql_ident(&b, track[i]);
+    }
+    rc = rc ? rc : st_buf_puts(&b, ") THEN 1 ELSE 0 END AS _new FROM e1 WINDOW w AS (PARTITION BY ");
     rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
     rc = rc ? rc : st_buf_puts(&b, " ORDER BY _s)), e3 AS (SELECT *, sum(_new) OVER (PARTITION BY ");
     rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
@@ -405,14 +451,18 @@ st_rc scd_rebuild(st_engine *eng, const scd_plan *p, const char *batch_id, st_si
             continue;
         bool keep = p->role[i] == SCD_KEEP;
         rc = st_buf_puts(&b, keep ? ", " : ", CASE WHEN bool_or(_del) THEN NULL ELSE ");
-        rc = rc ? rc : st_buf_puts(&b, p->role[i] == SCD_LAST ? "arg_max_null(" : "arg_min_null(");
+        /* tracked values are equal within a version: any row will do */
+        rc = rc ? rc : st_buf_puts(&b, p->role[i] == SCD_LAST    ? "arg_max_null("
+                                       : p->role[i] == SCD_TRACK ? "first("
+                                                                 : "arg_min_null(");
         rc = rc ? rc : st_buf_sql_ident(&b, p->cols[i]);
-        rc = rc ? rc : st_buf_puts(&b, keep ? ", _s) AS " : ", _s) END AS ");
+        rc = rc ? rc : st_buf_puts(&b, p->role[i] == SCD_TRACK ? ")" : ", _s)");
+        rc = rc ? rc : st_buf_puts(&b, keep ? " AS " : " END AS ");
         rc = rc ? rc : st_buf_sql_ident(&b, p->cols[i]);
     }
     rc = rc ? rc : st_buf_puts(&b, ", min(_s) AS _vf, max(_s) AS _seq, bool_or(_del) AS _del, "
-                                   "arg_min_null(_h, _s) AS _h, CASE WHEN count(*) > 1 THEN "
-                                   "(list(_s ORDER BY _s))[2:] END AS _noops FROM e3 GROUP BY ");
+                                   "CASE WHEN count(*) > 1 THEN "
+                                   "list_sort(list(_s))[2:] END AS _noops FROM e3 GROUP BY ");
     rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
     rc = rc ? rc : st_buf_puts(&b, ", _g) SELECT ");
     rc = rc ? rc : scd_put_cols(&b, p->cols, p->n_cols, NULL);
@@ -423,51 +473,45 @@ st_rc scd_rebuild(st_engine *eng, const scd_plan *p, const char *batch_id, st_si
     }
     rc = rc ? rc : st_buf_puts(&b, " AS _sk, _vf AS _valid_from, lead(_vf) OVER w AS _valid_to, "
                                    "lead(_vf) OVER w IS NULL AS _is_current, _del AS _is_deleted, "
-                                   "row_number() OVER w AS _version, CASE WHEN _del THEN NULL ELSE "
-                                   "_h END AS _row_hash, _seq, _noops AS _noop_seqs FROM g WINDOW w "
+                                   "row_number() OVER w AS _version, CASE WHEN _del THEN NULL ELSE ");
+    rc = rc ? rc : put_hash(&b, track, n_track, NULL, NULL, 0);
+    rc = rc ? rc : st_buf_puts(&b, " END AS _row_hash, _seq, _noops AS _noop_seqs FROM g WINDOW w "
                                    "AS (PARTITION BY ");
     rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
     rc = rc ? rc : st_buf_puts(&b, " ORDER BY _vf)");
     rc = rc ? rc : run(eng, &b, err);
 
     /* 5. keys whose history changed: set difference both ways over the
-     * columns that define a version (NULL-safe, no hashing) */
+     * columns that define a version (NULL-safe, no hashing).  The stored
+     * rows' _valid_to and _seq follow from the key's stored rows (next start;
+     * last absorbed change), so they are derived rather than read. */
     st_buf cmp;
     st_buf_init(&cmp, 0);
     rc = rc ? rc : scd_put_cols(&cmp, p->cols, p->n_cols, NULL);
     rc = rc ? rc : st_buf_puts(&cmp, ", _valid_from, _valid_to, _is_deleted, _noop_seqs, _seq");
-    rc = rc ? rc : st_buf_puts(&b, "CREATE OR REPLACE TEMP TABLE _st_chg AS SELECT DISTINCT ");
+    rc = rc ? rc : st_buf_puts(&b, "CREATE OR REPLACE TEMP TABLE _st_chg AS WITH o AS (SELECT ");
+    rc = rc ? rc : scd_put_cols(&b, p->cols, p->n_cols, NULL);
+    rc = rc ? rc : st_buf_puts(&b, ", _valid_from, lead(_valid_from) OVER (PARTITION BY ");
     rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
-    rc = rc ? rc : st_buf_printf(&b, " FROM ((SELECT %s FROM _st_ver EXCEPT SELECT %s FROM _st_old) "
-                                     "UNION ALL (SELECT %s FROM _st_old EXCEPT SELECT %s FROM "
-                                     "_st_ver))",
+    rc = rc ? rc : st_buf_puts(&b, " ORDER BY _valid_from) AS _valid_to, _is_deleted, _noop_seqs, "
+                                   "coalesce(list_max(_noop_seqs), _valid_from) AS _seq FROM "
+                                   "_st_old) SELECT DISTINCT ");
+    rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
+    rc = rc ? rc : st_buf_printf(&b, " FROM ((SELECT %s FROM _st_ver EXCEPT SELECT %s FROM o) "
+                                     "UNION ALL (SELECT %s FROM o EXCEPT SELECT %s FROM _st_ver))",
                                  cmp.data, cmp.data, cmp.data, cmp.data);
     st_buf_free(&cmp);
     rc = rc ? rc : run(eng, &b, err);
 
-    /* 6. the new rows of changed keys; a version that existed before with
-     * the same start and state keeps its batch id and load time (the CASE
-     * in the select list keeps the join a hash join) */
+    /* 6. the new rows of changed keys, stamped with this batch */
     rc = rc ? rc : st_buf_puts(&b, "CREATE OR REPLACE TEMP TABLE _st_new AS SELECT ");
     rc = rc ? rc : scd_put_cols(&b, p->cols, p->n_cols, "v");
     rc = rc ? rc : st_buf_puts(&b, ", v._sk, v._valid_from, v._valid_to, v._is_current, "
-                                   "v._is_deleted, v._version, v._row_hash, v._seq, v._noop_seqs, "
-                                   "CASE WHEN o._st_same THEN o._batch_id ELSE ");
+                                   "v._is_deleted, v._version, v._row_hash, v._seq, v._noop_seqs, ");
     rc = rc ? rc : st_buf_sql_str(&b, batch_id);
-    rc = rc ? rc : st_buf_puts(&b, " END AS _batch_id, CASE WHEN o._st_same THEN o._loaded_at "
-                                   "ELSE CAST(now() AS TIMESTAMPTZ) END AS _loaded_at FROM _st_ver "
-                                   "v JOIN _st_chg c ON ");
+    rc = rc ? rc : st_buf_puts(&b, " AS _batch_id, CAST(now() AS TIMESTAMPTZ) AS _loaded_at FROM "
+                                   "_st_ver v SEMI JOIN _st_chg c ON ");
     rc = rc ? rc : scd_put_join(&b, p->key, p->n_key, "v", "c");
-    /* same start and same state: the version existed before */
-    rc = rc ? rc : st_buf_puts(&b, " LEFT JOIN (SELECT ");
-    rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
-    rc = rc ? rc : st_buf_puts(&b, ", _valid_from, _batch_id, _loaded_at, _is_deleted, CASE WHEN "
-                                   "_is_deleted THEN NULL ELSE ");
-    rc = rc ? rc : put_hash(&b, track, n_track, NULL, NULL, 0);
-    rc = rc ? rc : st_buf_puts(&b, " END AS _oh, true AS _st_same FROM _st_old) o ON ");
-    rc = rc ? rc : scd_put_join(&b, p->key, p->n_key, "o", "v");
-    rc = rc ? rc : st_buf_puts(&b, " AND o._valid_from = v._valid_from AND o._is_deleted = "
-                                   "v._is_deleted AND o._oh IS NOT DISTINCT FROM v._row_hash");
     rc = rc ? rc : run(eng, &b, err);
 
     int64_t v = 0;

@@ -52,6 +52,16 @@ st_rc scd_add_missing(st_engine *eng, const scd_plan *p, const char *current_sql
 st_rc scd_rebuild(st_engine *eng, const scd_plan *p, const char *batch_id, st_silver_stats *stats,
                   st_err *err);
 
+/* Version recorded by txn app_id in the Delta table at path (-1 when the
+ * table or the txn is absent). */
+st_rc scd_app_version(st_engine *eng, const char *path, const char *app_id, int64_t *out,
+                      st_err *err);
+/* A SELECT over the rows of the bronze table at `bronze` in the files added
+ * after version done_v (-1 = all), at its latest version (*out_version).
+ * OWNED *out_sql. */
+st_rc scd_bronze_increment(st_engine *eng, const char *bronze, int64_t done_v, char **out_sql,
+                           int64_t *out_version, st_err *err);
+
 /* SQL helpers: "a", "b" quoted and comma separated, with an alias prefix. */
 st_rc scd_put_cols(st_buf *b, char **cols, size_t n, const char *alias);
 /* "l.a = r.a AND l.b = r.b" */

@@ -408,7 +408,7 @@ static void test_serve(void **state)
         "strata_collector_requests_rejected_total{reason=\"unauthorized\"} 4",
         "strata_collector_fsync_seconds_count ",
         "strata_collector_queue_events 0",
-        "strata_loader_lag_events 0",
+        "strata_loader_lag_events ",  /* the loader runs inside serve: any value */
     };
     for (size_t i = 0; i < sizeof want_metrics / sizeof *want_metrics; i++)
         if (!strstr(r.body.data, want_metrics[i]))

@@ -1,6 +1,8 @@
 /*
  * txn_test.c - conflict classification of concurrent transactions: two
- * transactions begun on the same snapshot, committed one after the other.
+ * transactions begun on the same snapshot, committed one after the other;
+ * logical-file identity (path + deletion vector) within a commit, and the
+ * protocol upgrade that deletion vectors need.
  */
 #include "testutil.h"
 #include "delta_validate.h"
@@ -221,6 +223,184 @@ static void test_write_ops_conflict(void **state)
     st_free(t);
 }
 
+static bool has_feat(char **list, size_t n, const char *f)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(list[i], f))
+            return true;
+    return false;
+}
+
+static int64_t live_rows(const char *t)
+{
+    st_delta_snapshot *s = NULL;
+    TU_OK(st_delta_snapshot_load(eng, t, -1, &s, &tu_err));
+    char *sql = NULL;
+    TU_OK(st_delta_scan_sql(eng, s, NULL, &sql, &tu_err));
+    char *q = st_sprintf("SELECT count(*) FROM (%s)", sql);
+    int64_t n = -1;
+    TU_OK(st_engine_query_i64(eng, q, &n, &tu_err));
+    st_free(q);
+    st_free(sql);
+    st_delta_snapshot_free(s);
+    return n;
+}
+
+/* Gives file `f` of s the rows `pos` as deleted: remove(path, old DV) +
+ * add(path, new DV) in one commit, the protocol's way to attach a DV. */
+static st_rc dv_update(const char *t, const st_delta_snapshot *s, const st_delta_file *f,
+                       const uint64_t *pos, size_t n, st_delta_txn **keep)
+{
+    st_delta_dv dv;
+    memset(&dv, 0, sizeof dv);
+    TU_OK(st_delta_dv_build(t, pos, n, f->has_dv ? &f->dv : NULL, &dv, NULL, &tu_err));
+    st_delta_txn *x = NULL;
+    TU_OK(st_delta_txn_begin(eng, t, s, "DELETE", &x, &tu_err));
+    TU_OK(st_delta_txn_remove(x, f, true, &tu_err));
+    st_delta_file nf = *f;
+    nf.has_dv = true;
+    nf.dv = dv;
+    TU_OK(st_delta_txn_add(x, &nf, &tu_err));
+    st_delta_dv_clear(&dv);
+    if (keep) {
+        *keep = x;
+        return ST_OK;
+    }
+    return st_delta_txn_commit(x, NULL, &tu_err);
+}
+
+static void test_same_path_dv(void **state)
+{
+    (void)state;
+    char *t = mk_table("dvsame", true);
+    TU_OK(st_delta_dv_enable(eng, t, &tu_err));
+    st_delta_snapshot *s = NULL;
+    TU_OK(st_delta_snapshot_load(eng, t, -1, &s, &tu_err));
+    assert_int_equal(s->protocol.min_reader, 3);
+    assert_int_equal(s->protocol.min_writer, 7);
+    char *path_a = st_strdup(find_file(s, "a")->path);
+    uint64_t p1[] = {1};
+    TU_OK(dv_update(t, s, find_file(s, "a"), p1, 1, NULL));
+    st_delta_snapshot_free(s);
+    TU_OK(st_delta_snapshot_load(eng, t, -1, &s, &tu_err));
+    /* one live file per path, now with its DV, under the same path */
+    assert_int_equal(s->n_files, 2);
+    const st_delta_file *fa = find_file(s, "a");
+    assert_string_equal(fa->path, path_a);
+    assert_true(fa->has_dv);
+    assert_int_equal(fa->dv.cardinality, 1);
+    assert_int_equal(live_rows(t), 7);
+    /* a second update replaces the DV (remove with the old DV id) */
+    uint64_t p2[] = {3};
+    TU_OK(dv_update(t, s, fa, p2, 1, NULL));
+    st_delta_snapshot_free(s);
+    TU_OK(st_delta_snapshot_load(eng, t, -1, &s, &tu_err));
+    assert_int_equal(s->n_files, 2);
+    fa = find_file(s, "a");
+    assert_string_equal(fa->path, path_a);
+    assert_int_equal(fa->dv.cardinality, 2);
+    assert_int_equal(live_rows(t), 6);
+    TU_OK(st_test_delta_validate(t, eng, &tu_err));
+
+    /* two concurrent DV updates of one file: the second conflicts */
+    st_delta_txn *x = NULL;
+    uint64_t p3[] = {0};
+    TU_OK(dv_update(t, s, fa, p3, 1, &x));
+    TU_OK(dv_update(t, s, fa, p2, 1, NULL));
+    assert_int_equal(st_delta_txn_commit(x, NULL, &tu_err), ST_ERR_CONFLICT);
+    assert_non_null(strstr(tu_err.msg, "removed file"));
+
+    /* the same logical file (path + DV) twice in one commit is refused */
+    TU_OK(st_delta_txn_begin(eng, t, s, "WRITE", &x, &tu_err));
+    st_delta_file nf = *fa;
+    TU_OK(st_delta_txn_add(x, &nf, &tu_err));
+    assert_int_equal(st_delta_txn_add(x, &nf, &tu_err), ST_ERR_INVALID);
+    assert_non_null(strstr(tu_err.msg, "twice"));
+    st_delta_txn_abort(x);
+    /* ...and so is a remove and an add with the same DV */
+    TU_OK(st_delta_txn_begin(eng, t, s, "WRITE", &x, &tu_err));
+    TU_OK(st_delta_txn_remove(x, fa, true, &tu_err));
+    assert_int_equal(st_delta_txn_add(x, fa, &tu_err), ST_ERR_INVALID);
+    st_delta_txn_abort(x);
+    st_delta_snapshot_free(s);
+    TU_OK(st_test_delta_validate(t, eng, &tu_err));
+    st_free(path_a);
+    st_free(t);
+}
+
+static void test_dv_protocol(void **state)
+{
+    (void)state;
+    /* created with the property: 3/7 and the feature from version 0 */
+    char *p = st_path_join(dir, "dvproto");
+    st_delta_schema *sc = NULL;
+    TU_OK(st_delta_schema_from_ddl("id int, p string", &sc, &tu_err));
+    st_kv props[] = {{"delta.enableDeletionVectors", "true"}};
+    st_delta_create_opts o = {.properties = props, .n_properties = 1};
+    TU_OK(st_delta_create(p, sc, &o, &tu_err));
+    st_delta_snapshot *s = NULL;
+    TU_OK(st_delta_snapshot_load(eng, p, -1, &s, &tu_err));
+    assert_int_equal(s->version, 0);
+    assert_int_equal(s->protocol.min_reader, 3);
+    assert_int_equal(s->protocol.min_writer, 7);
+    assert_true(has_feat(s->protocol.reader_features, s->protocol.n_reader_features,
+                         "deletionVectors"));
+    assert_true(has_feat(s->protocol.writer_features, s->protocol.n_writer_features,
+                         "deletionVectors"));
+    /* legacy writer 2 implied these */
+    assert_true(has_feat(s->protocol.writer_features, s->protocol.n_writer_features,
+                         "appendOnly"));
+    assert_true(has_feat(s->protocol.writer_features, s->protocol.n_writer_features,
+                         "invariants"));
+    st_delta_snapshot_free(s);
+    TU_OK(st_test_delta_validate(p, eng, &tu_err));
+    st_free(p);
+
+    /* set on a CDF table (1/4): upgraded in the same commit as metaData */
+    p = st_path_join(dir, "dvprop");
+    st_kv cdf[] = {{"delta.enableChangeDataFeed", "true"}};
+    st_delta_create_opts o2 = {.properties = cdf, .n_properties = 1};
+    TU_OK(st_delta_create(p, sc, &o2, &tu_err));
+    TU_OK(st_delta_snapshot_load(eng, p, -1, &s, &tu_err));
+    assert_int_equal(s->protocol.min_writer, 4);
+    st_delta_snapshot_free(s);
+    st_delta_txn *t = NULL;
+    TU_OK(st_delta_txn_begin(eng, p, NULL, "SET TBLPROPERTIES", &t, &tu_err));
+    TU_OK(st_delta_txn_set_property(t, "delta.enableDeletionVectors", "true", &tu_err));
+    int64_t v = -1;
+    TU_OK(st_delta_txn_commit(t, &v, &tu_err));
+    assert_int_equal(v, 1);
+    TU_OK(st_delta_snapshot_load(eng, p, -1, &s, &tu_err));
+    assert_int_equal(s->protocol.min_reader, 3);
+    assert_int_equal(s->protocol.min_writer, 7);
+    assert_string_equal(st_delta_config(s, "delta.enableDeletionVectors", ""), "true");
+    const char *want[] = {"appendOnly", "invariants", "checkConstraints", "changeDataFeed",
+                          "generatedColumns", "deletionVectors"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!has_feat(s->protocol.writer_features, s->protocol.n_writer_features, want[i]))
+            fail_msg("writer feature %s missing after the upgrade", want[i]);
+    assert_true(has_feat(s->protocol.reader_features, s->protocol.n_reader_features,
+                         "deletionVectors"));
+    st_delta_snapshot_free(s);
+    /* the upgrade is in version 1 itself, next to the metaData */
+    char *c1 = st_sprintf("%s/_delta_log/%020d.json", p, 1);
+    char *data = NULL;
+    size_t len = 0;
+    TU_OK(st_file_read(c1, 1 << 20, &data, &len, &tu_err));
+    assert_non_null(strstr(data, "\"protocol\""));
+    assert_non_null(strstr(data, "\"metaData\""));
+    st_free(data);
+    st_free(c1);
+    /* enabling again is a no-op */
+    TU_OK(st_delta_dv_enable(eng, p, &tu_err));
+    int64_t latest = -1;
+    TU_OK(st_delta_latest_version(p, &latest, &tu_err));
+    assert_int_equal(latest, 1);
+    TU_OK(st_test_delta_validate(p, eng, &tu_err));
+    st_delta_schema_free(sc);
+    st_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +409,8 @@ int main(void)
         cmocka_unit_test(test_metadata_conflict),
         cmocka_unit_test(test_overwrite_vs_append),
         cmocka_unit_test(test_write_ops_conflict),
+        cmocka_unit_test(test_same_path_dv),
+        cmocka_unit_test(test_dv_protocol),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

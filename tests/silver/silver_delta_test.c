@@ -198,6 +198,52 @@ static void test_merge_delta_txn(void **state)
     st_engine_close(eng);
 }
 
+static void test_pruning(void **state)
+{
+    (void)state;
+    st_engine *eng = tu_engine();
+    char *dir = tu_tempdir("silverprune");
+    char *silver = st_sprintf("%s/people", dir);
+    st_silver_entity *e = entity();
+    st_silver_stats st;
+    TU_OK(st_silver_merge_delta(eng, e,
+                                "SELECT i::BIGINT AS id, 'n' AS name, 'c' AS city, '' AS note, 1 AS "
+                                "seq, 'I' AS _op FROM range(1, 101) t(i)",
+                                silver, "b1", "app", 1, &st, &tu_err));
+    st_delta_snapshot *s = NULL;
+    TU_OK(st_delta_snapshot_load(eng, silver, -1, &s, &tu_err));
+    assert_int_equal(s->n_files, 1);
+    char *first = st_strdup(s->files[0]->abs_path);
+    st_delta_snapshot_free(s);
+    TU_OK(st_silver_merge_delta(eng, e,
+                                "SELECT i::BIGINT AS id, 'n' AS name, 'c' AS city, '' AS note, 1 AS "
+                                "seq, 'I' AS _op FROM range(1001, 1101) t(i)",
+                                silver, "b2", "app", 2, &st, &tu_err));
+    /* a change to id 1050 must not open the file of ids 1..100 (min/max
+     * stats prune it): take that file away to prove it */
+    char *moved = st_sprintf("%s.away", first);
+    assert_int_equal(rename(first, moved), 0);
+    TU_OK(st_silver_merge_delta(eng, e,
+                                "SELECT 1050::BIGINT AS id, 'n' AS name, 'd' AS city, '' AS note, 2 "
+                                "AS seq, 'U' AS _op",
+                                silver, "b3", "app", 3, &st, &tu_err));
+    assert_int_equal(st.files_touched, 1);
+    assert_int_equal(st.rows_deleted, 1);
+    assert_int_equal(rename(moved, first), 0);
+    TU_OK(st_silver_register_views(eng, silver, "p", &tu_err));
+    int64_t n = 0;
+    TU_OK(st_engine_query_i64(eng, "SELECT count(*) FROM p_history", &n, &tu_err));
+    assert_int_equal(n, 201);
+    TU_OK(st_engine_query_i64(eng, "SELECT count(*) FROM p_current WHERE city = 'd'", &n, &tu_err));
+    assert_int_equal(n, 1);
+    st_free(first);
+    st_free(moved);
+    st_silver_entity_free(e);
+    st_free(silver);
+    tu_rmdir(dir);
+    st_engine_close(eng);
+}
+
 static void test_dv_roundtrip(void **state)
 {
     (void)state;
@@ -275,6 +321,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_dv_roundtrip),
+        cmocka_unit_test(test_pruning),
         cmocka_unit_test(test_merge_delta_txn),
         cmocka_unit_test(test_incremental_runs),
     };

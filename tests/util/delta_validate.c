@@ -35,8 +35,26 @@ static char *decode(const char *s)
     return o;
 }
 
+/* The logical-file key of an add/remove: path plus the deletion vector's
+ * unique id (storageType, pathOrInlineDv, offset), as the protocol
+ * reconciles actions.  OWNED, NULL without a path. */
+static char *action_key(json_t *a)
+{
+    const char *p = json_string_value(json_object_get(a, "path"));
+    if (!p)
+        return NULL;
+    json_t *dv = json_object_get(a, "deletionVector");
+    if (!json_is_object(dv))
+        return st_strdup(p);
+    json_t *off = json_object_get(dv, "offset");
+    const char *st = json_string_value(json_object_get(dv, "storageType"));
+    const char *pd = json_string_value(json_object_get(dv, "pathOrInlineDv"));
+    return st_sprintf("%s|dv:%s%s@%lld", p, st ? st : "", pd ? pd : "",
+                      json_is_integer(off) ? (long long)json_integer_value(off) : -1LL);
+}
+
 typedef struct live {
-    st_map *files;   /* path -> json_t* add (owned reference) */
+    st_map *files;   /* action_key -> json_t* add (owned reference) */
     json_t *pcols;   /* partitionColumns of the last metaData */
 } live;
 
@@ -133,16 +151,31 @@ static st_rc check_checkpoint(const char *table, st_engine *eng, int64_t v, live
         st_free(ck);
         return rc;
     }
+    /* the checkpoint is compared by path (a path is live at most once) */
+    st_map *paths = st_map_new();
+    size_t it = 0;
+    const char *k;
+    void *val;
+    while (paths && st_map_next(l->files, &it, &k, &val)) {
+        const char *p = json_string_value(json_object_get((json_t *)val, "path"));
+        if (p)
+            st_map_put(paths, p, (void *)1, NULL);
+    }
     idx_t n = duckdb_row_count(&r);
-    if (n != st_map_len(l->files))
+    if (!paths)
+        rc = st_fail(err, ST_ERR_NOMEM, "checkpoint %lld", (long long)v);
+    else if (st_map_len(paths) != st_map_len(l->files))
+        rc = st_fail(err, ST_ERR_CORRUPT, "version %lld: a path is live twice (with different deletion vectors)", (long long)v);
+    else if (n != st_map_len(l->files))
         rc = st_fail(err, ST_ERR_CORRUPT, "checkpoint %lld has %llu adds, replay has %zu", (long long)v, (unsigned long long)n, st_map_len(l->files));
     for (idx_t i = 0; rc == ST_OK && i < n; i++) {
         char *p = duckdb_value_varchar(&r, 0, i);
-        if (!p || !st_map_get(l->files, p))
+        if (!p || !st_map_get(paths, p))
             rc = st_fail(err, ST_ERR_CORRUPT, "checkpoint %lld has add %s not in the replayed state", (long long)v, p ? p : "(null)");
         duckdb_free(p);
     }
     duckdb_destroy_result(&r);
+    st_map_free(paths);
     st_free(ck);
     return rc;
 }
@@ -197,11 +230,12 @@ st_rc st_test_delta_validate(const char *table_path, st_engine *eng, st_err *err
         for (idx_t i = 0; rc == ST_OK && i < duckdb_row_count(&r); i++) {
             char *j = duckdb_value_varchar(&r, 0, i);
             json_t *a = j ? json_loads(j, 0, NULL) : NULL;
-            const char *p = json_string_value(json_object_get(a, "path"));
+            char *p = action_key(a);
             if (p)
                 st_map_put(l.files, p, a, NULL);
             else
                 json_decref(a);
+            st_free(p);
             duckdb_free(j);
         }
         if (rc == ST_OK)
@@ -266,7 +300,8 @@ st_rc st_test_delta_validate(const char *table_path, st_engine *eng, st_err *err
                 else
                     st_map_put(apps, app, (void *)1, NULL);
             } else if (!strcmp(k, "add") || !strcmp(k, "remove")) {
-                const char *p = json_string_value(json_object_get(a, "path"));
+                /* one logical file (path + DV id) at most once per commit */
+                char *p = action_key(a);
                 if (!p || st_map_get(seen, p)) {
                     rc = st_fail(err, ST_ERR_CORRUPT, "%s: path %s appears twice", what, p ? p : "(null)");
                 } else {
@@ -280,6 +315,7 @@ st_rc st_test_delta_validate(const char *table_path, st_engine *eng, st_err *err
                         live_del(&l, p);
                     }
                 }
+                st_free(p);
             }
             json_decref(j);
         }
@@ -308,7 +344,8 @@ st_rc st_test_delta_validate(const char *table_path, st_engine *eng, st_err *err
     const char *lkey;
     void *lval;
     while (rc == ST_OK && st_map_next(l.files, &lit, &lkey, &lval)) {
-        char *dec = decode(lkey);
+        const char *lpath = json_string_value(json_object_get((json_t *)lval, "path"));
+        char *dec = lpath ? decode(lpath) : NULL;
         char *abs = dec ? st_path_join(table_path, dec) : NULL;
         if (!abs || !st_path_exists(abs))
             rc = st_fail(err, ST_ERR_CORRUPT, "live file %s does not exist", lkey);

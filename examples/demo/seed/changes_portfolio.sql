@@ -1,0 +1,12 @@
+-- Second round of source changes (PostgreSQL): an account changes product
+-- and one is closed, one transaction is corrected, and new transactions are
+-- booked "now", after the CRM changes below, so they resolve to the new
+-- customer versions.
+UPDATE core.accounts SET product = 'fund', updated_at = now() WHERE account_id = 1001;
+UPDATE core.accounts SET status = 'closed', updated_at = now() WHERE account_id = 1002;
+UPDATE core.entities SET name = name || ' (renamed)', updated_at = now() WHERE entity_id = 'de-fund-a';
+UPDATE core.transactions SET amount = amount + 100, updated_at = now() WHERE txn_id = 1;
+INSERT INTO core.transactions
+SELECT 100000 + a.account_id, a.account_id, a.customer_id, a.entity_id, a.country, 'buy',
+       500.00, a.currency, now(), now()
+FROM core.accounts a WHERE a.customer_id IN (1, 2, 3);

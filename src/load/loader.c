@@ -1,0 +1,1504 @@
+/*
+ * loader.c - the micro-batch loader: raw event log -> <lake>/raw/events,
+ * <lake>/bronze/<family> and <lake>/bronze/_quarantine.
+ *
+ * One step reads up to batch_events records from the checkpointed log
+ * position.  Each record is parsed (jansson), matched to its schema in the
+ * registry (registry.c), type-checked, run through the PII policy (pii.c,
+ * redact.c) and appended to a DuckDB staging table per target.  Duplicates
+ * are dropped within the batch (a map of ids) and against bronze (dedup.c
+ * sets per family and event date, a hit confirmed by a query on bronze).
+ * Each non-empty target is then committed as one Delta transaction carrying
+ * txn(appId "loader", version = sequence number after the batch); the raw
+ * table last.  Only then the checkpoint moves in the state database.
+ *
+ * After a crash between commits, the tables that committed the batch record a
+ * txn version beyond the checkpoint; the first batch after a restart is cut
+ * at exactly that version, so it holds the same records, and the tables that
+ * already have it skip it (st_delta_write compares the txn version).
+ */
+#include "load_int.h"
+
+#include "strata/collect.h"
+#include "strata/delta.h"
+#include "strata/engine.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define APP_ID "loader"
+#define READ_CHUNK 1024
+#define QUARANTINE_SUBJECT "_quarantine"
+#define NO_SUBJECT "_nosubject"
+
+/* Envelope columns at the start of every bronze table. */
+static const char *const env_cols_ddl =
+    "event_id string not null, event_type string, schema_version string, source string, "
+    "country string, entity_id string, subject_id string, event_time timestamp, "
+    "event_time_corrected timestamp, received_at timestamp, event_date date";
+enum { N_ENV_COLS = 11 };
+
+static const char *const raw_ddl =
+    "seq long not null, event_id string, family string, event_type string, "
+    "schema_version string, source string, subject_id string, country string, "
+    "entity_id string, event_time timestamp, event_time_corrected timestamp, "
+    "received_at timestamp, received_date date, record_bytes long, _batch_id string, "
+    "_loaded_at timestamp";
+
+static const char *const quarantine_ddl =
+    "event_id string, family string, event_type string, schema_version string, source string, "
+    "subject_id string, received_at timestamp, received_date date, reason string, "
+    "schema_ref string, envelope string, record_enc string, _batch_id string, "
+    "_loaded_at timestamp";
+
+typedef struct dateset {
+    st_idset ids;
+    int32_t day;
+} dateset;
+
+typedef struct pending_id {
+    uint64_t h;
+    int32_t day;
+} pending_id;
+
+typedef struct fam {
+    char *name;
+    char *path;
+    st_bcol *cols;
+    size_t n_cols;
+    st_pii_action *actions;    /* per column, resolved */
+    duckdb_appender app;
+    size_t n_rows;
+    st_map *batch_ids;         /* event_id -> non-NULL, this batch */
+    st_map *dates;             /* "day" -> dateset* */
+    st_buf candidates;         /* SQL list of ids that hit a set */
+    size_t n_candidates;
+    pending_id *pend;          /* ids appended this batch */
+    size_t n_pend, cap_pend;
+    bool exists;
+} fam;
+
+struct st_loader {
+    const st_loader_cfg *cfg;
+    st_state *state;
+    st_keystore *ks;
+    st_registry *reg;
+    st_engine *eng;
+    fam *fams;
+    size_t n_fams;
+    char *raw_path, *q_path;
+    bool raw_exists, q_exists;
+    duckdb_appender raw_app, q_app;
+    size_t raw_rows, q_rows;
+    _Atomic uint64_t position; /* checkpoint; read by the lag gauge from other threads */
+    uint64_t replay_end;       /* > position: cut the next batch here */
+    _Atomic uint64_t log_end;
+    _Atomic bool has_limit;
+    st_evlog_reader *reader;
+    st_buf a, b;               /* scratch */
+    int64_t now_us;
+    char batch_id[48];
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+static int32_t day_of_us(int64_t us)
+{
+    int64_t d = us / 86400000000LL;
+    if (us < 0 && us % 86400000000LL)
+        d--;
+    return (int32_t)d;
+}
+
+static void day_text(int32_t day, char out[16])
+{
+    int64_t y;
+    unsigned m, d;
+    st_civil_from_days(day, &y, &m, &d);
+    snprintf(out, 16, "%04d-%02u-%02u", (int)(y % 10000), m % 100, d % 100);
+}
+
+static st_rc ddl_schema(const char *ddl, st_delta_schema **out, st_err *err)
+{
+    return st_delta_schema_from_ddl(ddl, out, err);
+}
+
+static const char *ftype_ddl(st_ftype t)
+{
+    switch (t) {
+    case ST_FT_LONG: return "long";
+    case ST_FT_DOUBLE: return "double";
+    case ST_FT_BOOLEAN: return "boolean";
+    case ST_FT_TIMESTAMP: return "timestamp";
+    default: return "string";
+    }
+}
+
+static char *family_ddl(const fam *f)
+{
+    st_buf b;
+    st_buf_init(&b, 0);
+    st_buf_puts(&b, env_cols_ddl);
+    for (size_t i = 0; i < f->n_cols; i++)
+        st_buf_printf(&b, ", %s %s", f->cols[i].name, ftype_ddl(f->cols[i].type));
+    st_buf_puts(&b, ", _extra string, _late boolean, _batch_id string, _loaded_at timestamp");
+    return st_buf_take(&b);
+}
+
+/* Creates the table if it is not there yet. */
+static st_rc ensure_table(const char *path, const char *ddl, const char *name,
+                          const char *part_col, bool *exists, st_err *err)
+{
+    if (*exists)
+        return ST_OK;
+    int64_t v = -1;
+    st_rc rc = st_delta_latest_version(path, &v, err);
+    if (rc)
+        return rc;
+    if (v < 0) {
+        st_delta_schema *s = NULL;
+        rc = ddl_schema(ddl, &s, err);
+        if (rc)
+            return rc;
+        st_delta_create_opts o = {.name = name, .partition_by = &part_col, .n_partition_by = 1};
+        rc = st_mkdirs(path, err);
+        rc = rc ? rc : st_delta_create(path, s, &o, err);
+        st_delta_schema_free(s);
+        if (rc == ST_ERR_EXISTS) {
+            st_err_clear(err);
+            rc = ST_OK;
+        }
+        if (rc)
+            return rc;
+    }
+    *exists = true;
+    return ST_OK;
+}
+
+/* The app txn version the table recorded for the loader, 0 when none. */
+static st_rc table_app_version(st_engine *eng, const char *path, uint64_t *out, st_err *err)
+{
+    int64_t v = -1;
+    *out = 0;
+    st_rc rc = st_delta_latest_version(path, &v, err);
+    if (rc || v < 0)
+        return rc;
+    st_delta_snapshot *s = NULL;
+    rc = st_delta_snapshot_load(eng, path, -1, &s, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < s->n_txns; i++)
+        if (!strcmp(s->txns[i].app_id, APP_ID) && s->txns[i].version > 0)
+            *out = (uint64_t)s->txns[i].version;
+    st_delta_snapshot_free(s);
+    return ST_OK;
+}
+
+static st_pii_action resolve_action(const st_loader_cfg *cfg, const char *family,
+                                    const st_sfield *f)
+{
+    size_t fl = strlen(family);
+    for (size_t i = 0; i < cfg->n_rules; i++) {
+        const char *k = cfg->rule_keys[i];
+        if (!strncmp(k, family, fl) && k[fl] == '.' && !strcmp(k + fl + 1, f->column))
+            return cfg->rule_actions[i];
+    }
+    if (f->action != ST_PII_DEFAULT)
+        return f->action;
+    return cfg->class_action[f->cls];
+}
+
+/* ---------------------------------------------------------------- checkpoint */
+
+static st_rc load_checkpoint(st_loader *l, st_err *err)
+{
+    st_state_lock(l->state);
+    sqlite3 *db = st_state_db(l->state);
+    sqlite3_stmt *st = NULL;
+    st_rc rc = ST_OK;
+    if (sqlite3_prepare_v2(db, "SELECT seq FROM load_checkpoint WHERE name='loader'", -1, &st,
+                           NULL))
+        rc = st_fail(err, ST_ERR_IO, "state: loader checkpoint: %s", sqlite3_errmsg(db));
+    else if (sqlite3_step(st) == SQLITE_ROW)
+        l->position = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st_state_unlock(l->state);
+    return rc;
+}
+
+static st_rc save_checkpoint(st_loader *l, uint64_t seq, st_err *err)
+{
+    st_state_lock(l->state);
+    sqlite3 *db = st_state_db(l->state);
+    sqlite3_stmt *st = NULL;
+    st_rc rc = ST_OK;
+    if (sqlite3_prepare_v2(db, "INSERT INTO load_checkpoint VALUES ('loader', ?1, ?2) "
+                               "ON CONFLICT(name) DO UPDATE SET seq=?1, updated_ms=?2",
+                           -1, &st, NULL)) {
+        rc = st_fail(err, ST_ERR_IO, "state: loader checkpoint: %s", sqlite3_errmsg(db));
+    } else {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+        sqlite3_bind_int64(st, 2, st_now_ms());
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = st_fail(err, ST_ERR_IO, "state: saving the loader checkpoint: %s",
+                         sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(st);
+    st_state_unlock(l->state);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- open / close */
+
+static void fam_clear(fam *f)
+{
+    st_free(f->name);
+    st_free(f->path);
+    st_free(f->cols);
+    st_free(f->actions);
+    if (f->app)
+        duckdb_appender_destroy(&f->app);
+    st_map_free(f->batch_ids);
+    if (f->dates) {
+        size_t it = 0;
+        const char *k;
+        void *v;
+        while (st_map_next(f->dates, &it, &k, &v)) {
+            st_idset_free(&((dateset *)v)->ids);
+            st_free(v);
+        }
+        st_map_free(f->dates);
+    }
+    st_buf_free(&f->candidates);
+    st_free(f->pend);
+}
+
+void st_loader_close(st_loader *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n_fams; i++)
+        fam_clear(&l->fams[i]);
+    st_free(l->fams);
+    if (l->raw_app)
+        duckdb_appender_destroy(&l->raw_app);
+    if (l->q_app)
+        duckdb_appender_destroy(&l->q_app);
+    st_evlog_reader_close(l->reader);
+    st_engine_close(l->eng);
+    st_keystore_close(l->ks);
+    st_registry_free(l->reg);
+    st_state_close(l->state);
+    st_free(l->raw_path);
+    st_free(l->q_path);
+    st_buf_free(&l->a);
+    st_buf_free(&l->b);
+    st_free(l);
+}
+
+static st_rc stage_sql(st_loader *l, const char *stage, const char *ddl, st_err *err)
+{
+    st_delta_schema *s = NULL;
+    st_rc rc = ddl_schema(ddl, &s, err);
+    if (rc)
+        return rc;
+    st_buf b;
+    st_buf_init(&b, 0);
+    st_buf_printf(&b, "CREATE OR REPLACE TEMP TABLE %s (", stage);
+    for (size_t i = 0; i < s->n_fields; i++) {
+        const st_dfield *f = &s->fields[i];
+        /* the appender writes plain timestamps; the write casts to TIMESTAMPTZ */
+        const char *t = f->type.kind == ST_DT_TIMESTAMP ? "TIMESTAMP" : NULL;
+        char *ts = t ? NULL : st_delta_type_sql(&f->type);
+        st_buf_printf(&b, "%s\"%s\" %s", i ? ", " : "", f->name, t ? t : ts);
+        st_free(ts);
+    }
+    st_buf_puts(&b, ")");
+    rc = st_engine_exec(l->eng, b.data, err);
+    st_buf_free(&b);
+    st_delta_schema_free(s);
+    return rc;
+}
+
+/* SELECT over a staging table with timestamps as TIMESTAMPTZ. */
+static char *select_of(const char *stage, const char *ddl)
+{
+    st_delta_schema *s = NULL;
+    if (ddl_schema(ddl, &s, NULL))
+        return NULL;
+    st_buf b;
+    st_buf_init(&b, 0);
+    st_buf_puts(&b, "SELECT ");
+    for (size_t i = 0; i < s->n_fields; i++) {
+        const st_dfield *f = &s->fields[i];
+        if (f->type.kind == ST_DT_TIMESTAMP)
+            st_buf_printf(&b, "%s\"%s\"::TIMESTAMPTZ AS \"%s\"", i ? ", " : "", f->name, f->name);
+        else
+            st_buf_printf(&b, "%s\"%s\"", i ? ", " : "", f->name);
+    }
+    st_buf_printf(&b, " FROM %s", stage);
+    st_delta_schema_free(s);
+    return st_buf_take(&b);
+}
+
+st_rc st_loader_open(const st_loader_cfg *cfg, st_loader **out, st_err *err)
+{
+    st_loader *l = st_calloc(1, sizeof *l);
+    if (!l)
+        return st_fail(err, ST_ERR_NOMEM, "out of memory");
+    l->cfg = cfg;
+    st_buf_init(&l->a, 0);
+    st_buf_init(&l->b, 0);
+    uint8_t mk[32];
+    st_rc rc = st_state_open(cfg->state_path, &l->state, err);
+    rc = rc ? rc : st_load_state_migrate(l->state, err);
+    rc = rc ? rc : st_keystore_master_key(cfg->master_key_env, cfg->master_key_file, true, mk, err);
+    rc = rc ? rc : st_keystore_open(l->state, mk, &l->ks, err);
+    memset(mk, 0, sizeof mk);
+    if (rc)
+        goto fail;
+    if (cfg->hash_secret_env && getenv(cfg->hash_secret_env))
+        st_keystore_set_hash_secret(l->ks, getenv(cfg->hash_secret_env));
+    rc = st_registry_new(&l->reg, err);
+    rc = rc ? rc : st_registry_load_dir(l->reg, cfg->schemas_dir, err);
+    for (size_t i = 0; rc == ST_OK && i < cfg->n_families; i++)
+        rc = st_registry_add_family(l->reg, cfg->families[i], err);
+    rc = rc ? rc : st_registry_sync_state(l->reg, l->state, err);
+    if (rc)
+        goto fail;
+    st_engine_opts eo = {.threads = 2};
+    rc = st_engine_open(&eo, &l->eng, err);
+    if (rc)
+        goto fail;
+    rc = load_checkpoint(l, err);
+    if (rc)
+        goto fail;
+    l->raw_path = st_sprintf("%s/raw/events", cfg->lake);
+    l->q_path = st_sprintf("%s/bronze/_quarantine", cfg->lake);
+    if (!l->raw_path || !l->q_path) {
+        rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    const char *const *names;
+    size_t nf = st_registry_families(l->reg, &names);
+    l->fams = st_calloc(nf ? nf : 1, sizeof *l->fams);
+    if (!l->fams) {
+        rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    uint64_t replay = 0, v = 0;
+    for (size_t i = 0; i < nf; i++) {
+        fam *f = &l->fams[i];
+        l->n_fams++;
+        st_buf_init(&f->candidates, 0);
+        f->name = st_strdup(names[i]);
+        f->path = st_sprintf("%s/bronze/%s", cfg->lake, names[i]);
+        f->dates = st_map_new();
+        if (!f->name || !f->path || !f->dates) {
+            rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        rc = st_registry_columns(l->reg, f->name, &f->cols, &f->n_cols, err);
+        if (rc)
+            goto fail;
+        f->actions = st_calloc(f->n_cols + 1, sizeof *f->actions);
+        if (!f->actions) {
+            rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        rc = table_app_version(l->eng, f->path, &v, err);
+        if (rc)
+            goto fail;
+        replay = v > replay ? v : replay;
+    }
+    rc = table_app_version(l->eng, l->q_path, &v, err);
+    replay = v > replay ? v : replay;
+    rc = rc ? rc : table_app_version(l->eng, l->raw_path, &v, err);
+    if (rc)
+        goto fail;
+    replay = v > replay ? v : replay;
+    if (replay > l->position) {
+        st_info("loader: replaying log records %llu..%llu (a batch committed to some tables "
+                "before a stop)", (unsigned long long)l->position, (unsigned long long)replay);
+        l->replay_end = replay;
+    }
+    rc = st_evlog_reader_open_seq(cfg->log_dir, l->position, &l->reader, err);
+    if (rc) {
+        st_err_ctx(err, "event log %s", cfg->log_dir);
+        goto fail;
+    }
+    *out = l;
+    return ST_OK;
+fail:
+    st_loader_close(l);
+    return rc;
+}
+
+const st_registry *st_loader_registry(const st_loader *l) { return l->reg; }
+st_keystore *st_loader_keystore(st_loader *l) { return l->ks; }
+
+void st_loader_set_log_end(st_loader *l, uint64_t next_seq)
+{
+    atomic_store(&l->log_end, next_seq);
+    atomic_store(&l->has_limit, true);
+}
+
+uint64_t st_loader_lag(const st_loader *l)
+{
+    uint64_t end = atomic_load(&((st_loader *)l)->log_end);
+    return end > l->position ? end - l->position : 0;
+}
+
+/* ---------------------------------------------------------------- JSON access */
+
+/* Finds path (dots) in obj: a key equal to the whole rest first (flat OTel
+ * names), else descends at each dot.  *out_top receives the top-level key
+ * used (for _extra bookkeeping). */
+static json_t *lookup(json_t *obj, const char *path)
+{
+    if (!json_is_object(obj))
+        return NULL;
+    json_t *v = json_object_get(obj, path);
+    if (v)
+        return v;
+    char key[256];
+    for (const char *dot = strchr(path, '.'); dot; dot = strchr(dot + 1, '.')) {
+        size_t n = (size_t)(dot - path);
+        if (n >= sizeof key)
+            break;
+        memcpy(key, path, n);
+        key[n] = 0;
+        json_t *sub = json_object_get(obj, key);
+        if (json_is_object(sub)) {
+            v = lookup(sub, dot + 1);
+            if (v)
+                return v;
+        }
+    }
+    return NULL;
+}
+
+/* The top-level key of obj that path resolves through. */
+static void top_key(json_t *obj, const char *path, char *out, size_t cap)
+{
+    out[0] = 0;
+    if (json_object_get(obj, path)) {
+        snprintf(out, cap, "%s", path);
+        return;
+    }
+    for (const char *dot = strchr(path, '.'); dot; dot = strchr(dot + 1, '.')) {
+        size_t n = (size_t)(dot - path);
+        if (n >= cap)
+            return;
+        memcpy(out, path, n);
+        out[n] = 0;
+        json_t *sub = json_object_get(obj, out);
+        if (json_is_object(sub) && lookup(sub, dot + 1))
+            return;
+    }
+    out[0] = 0;
+}
+
+static const char *str_of(json_t *rec, const char *key)
+{
+    return json_string_value(json_object_get(rec, key));
+}
+
+static bool time_of(json_t *rec, const char *key, int64_t *out)
+{
+    json_t *v = json_object_get(rec, key);
+    if (json_is_integer(v)) {
+        *out = (int64_t)json_integer_value(v);
+        return true;
+    }
+    const char *s = json_string_value(v);
+    return s && st_rfc3339_parse(s, strlen(s), out);
+}
+
+/* schema_version as text ("1", "1-0-0"). */
+static void version_text(json_t *rec, char out[32])
+{
+    json_t *v = json_object_get(rec, "schema_version");
+    if (json_is_integer(v))
+        snprintf(out, 32, "%lld", (long long)json_integer_value(v));
+    else if (json_is_string(v))
+        snprintf(out, 32, "%s", json_string_value(v));
+    else
+        out[0] = 0;
+}
+
+/* ---------------------------------------------------------------- appending */
+
+static duckdb_state app_str(duckdb_appender a, const char *s)
+{
+    return s ? duckdb_append_varchar(a, s) : duckdb_append_null(a);
+}
+
+static duckdb_state app_ts(duckdb_appender a, bool has, int64_t us)
+{
+    return has ? duckdb_append_timestamp(a, (duckdb_timestamp){us}) : duckdb_append_null(a);
+}
+
+/* Envelope JSON without payload and context (no personal free text). */
+static char *envelope_json(json_t *rec)
+{
+    if (!json_is_object(rec))
+        return NULL;
+    json_t *c = json_copy(rec);
+    if (!c)
+        return NULL;
+    json_object_del(c, "payload");
+    json_object_del(c, "context");
+    char *s = json_dumps(c, JSON_COMPACT);
+    json_decref(c);
+    return s;
+}
+
+static st_rc quarantine(st_loader *l, uint64_t seq, const char *data, size_t len, json_t *rec,
+                        const char *reason, const char *schema_ref, st_err *err)
+{
+    (void)seq;
+    duckdb_appender a = l->q_app;
+    const char *subject = rec ? str_of(rec, "subject_id") : NULL;
+    char ver[32] = "";
+    int64_t rcv = l->now_us;
+    bool has_rcv = rec && time_of(rec, "received_at", &rcv);
+    if (!has_rcv)
+        rcv = l->now_us;
+    if (rec)
+        version_text(rec, ver);
+    const char *etype = rec ? str_of(rec, "event_type") : NULL;
+    const char *family = rec ? str_of(rec, "family") : NULL;
+    if (etype && family && !strncmp(etype, family, strlen(family)) && etype[strlen(family)] == '.')
+        etype += strlen(family) + 1;
+    char *env = envelope_json(rec);
+    st_buf_reset(&l->a);
+    st_rc rc = st_keystore_encrypt(l->ks, subject && *subject ? subject : QUARANTINE_SUBJECT,
+                                   data, len, &l->a, err);
+    if (rc == ST_ERR_NOTFOUND) {
+        /* the subject was erased: keep the reason, not the content */
+        st_err_clear(err);
+        st_buf_reset(&l->a);
+        rc = ST_OK;
+    } else if (rc) {
+        free(env);
+        return rc;
+    }
+    app_str(a, rec ? str_of(rec, "event_id") : NULL);
+    app_str(a, family);
+    app_str(a, etype);
+    app_str(a, ver[0] ? ver : NULL);
+    app_str(a, rec ? str_of(rec, "source") : NULL);
+    app_str(a, subject);
+    app_ts(a, true, rcv);
+    duckdb_append_date(a, (duckdb_date){day_of_us(rcv)});
+    app_str(a, reason);
+    app_str(a, schema_ref);
+    app_str(a, env);
+    app_str(a, l->a.len ? l->a.data : NULL);
+    app_str(a, l->batch_id);
+    app_ts(a, true, l->now_us);
+    free(env);
+    if (duckdb_appender_end_row(a) == DuckDBError)
+        return st_fail(err, ST_ERR_ENGINE, "quarantine staging: %s", duckdb_appender_error(a));
+    l->q_rows++;
+    return ST_OK;
+}
+
+static st_rc raw_row(st_loader *l, uint64_t seq, size_t len, json_t *rec, st_err *err)
+{
+    duckdb_appender a = l->raw_app;
+    char ver[32] = "";
+    version_text(rec, ver);
+    int64_t et = 0, etc = 0, rcv = l->now_us;
+    bool has_et = time_of(rec, "event_time", &et);
+    bool has_etc = time_of(rec, "event_time_corrected", &etc);
+    if (!time_of(rec, "received_at", &rcv))
+        rcv = l->now_us;
+    duckdb_append_int64(a, (int64_t)seq);
+    app_str(a, str_of(rec, "event_id"));
+    app_str(a, str_of(rec, "family"));
+    app_str(a, str_of(rec, "event_type"));
+    app_str(a, ver[0] ? ver : NULL);
+    app_str(a, str_of(rec, "source"));
+    app_str(a, str_of(rec, "subject_id"));
+    app_str(a, str_of(rec, "country"));
+    app_str(a, str_of(rec, "entity_id"));
+    app_ts(a, has_et, et);
+    app_ts(a, has_etc, etc);
+    app_ts(a, true, rcv);
+    duckdb_append_date(a, (duckdb_date){day_of_us(rcv)});
+    duckdb_append_int64(a, (int64_t)len);
+    app_str(a, l->batch_id);
+    app_ts(a, true, l->now_us);
+    if (duckdb_appender_end_row(a) == DuckDBError)
+        return st_fail(err, ST_ERR_ENGINE, "raw staging: %s", duckdb_appender_error(a));
+    l->raw_rows++;
+    return ST_OK;
+}
+
+static fam *fam_by_name(st_loader *l, const char *name)
+{
+    for (size_t i = 0; i < l->n_fams; i++)
+        if (!strcmp(l->fams[i].name, name))
+            return &l->fams[i];
+    return NULL;
+}
+
+/* Loads the ids of one bronze partition into a new set. */
+static st_rc load_dateset(st_loader *l, fam *f, int32_t day, dateset **out, st_err *err)
+{
+    dateset *d = st_calloc(1, sizeof *d);
+    if (!d)
+        return st_fail(err, ST_ERR_NOMEM, "out of memory");
+    st_idset_init(&d->ids);
+    d->day = day;
+    char dk[16];
+    snprintf(dk, sizeof dk, "%d", day);
+    st_rc rc = ST_OK;
+    st_delta_snapshot *s = NULL;
+    char *scan = NULL;
+    duckdb_result res;
+    bool have_res = false;
+    if (f->exists) {
+        char dt[16], pred[64];
+        day_text(day, dt);
+        snprintf(pred, sizeof pred, "event_date = DATE '%s'", dt);
+        rc = st_delta_snapshot_load(l->eng, f->path, -1, &s, err);
+        rc = rc ? rc : st_delta_scan_sql(l->eng, s, pred, &scan, err);
+        char *q = rc ? NULL : st_sprintf("SELECT event_id FROM (%s) WHERE %s", scan, pred);
+        if (rc == ST_OK && !q)
+            rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+        rc = rc ? rc : st_engine_query(l->eng, q, &res, err);
+        st_free(q);
+        have_res = rc == ST_OK;
+        while (rc == ST_OK) {
+            duckdb_data_chunk ch = duckdb_fetch_chunk(res);
+            if (!ch)
+                break;
+            idx_t n = duckdb_data_chunk_get_size(ch);
+            duckdb_vector v = duckdb_data_chunk_get_vector(ch, 0);
+            duckdb_string_t *sv = (duckdb_string_t *)duckdb_vector_get_data(v);
+            uint64_t *valid = duckdb_vector_get_validity(v);
+            for (idx_t i = 0; rc == ST_OK && i < n; i++) {
+                if (valid && !duckdb_validity_row_is_valid(valid, i))
+                    continue;
+                if (st_idset_add(&d->ids, st_id_hash(duckdb_string_t_data(&sv[i]),
+                                                     duckdb_string_t_length(sv[i]))))
+                    rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+            }
+            duckdb_destroy_data_chunk(&ch);
+        }
+        if (rc)
+            st_err_ctx(err, "dedup: reading event ids of %s, %s", f->path, dt);
+    }
+    if (have_res)
+        duckdb_destroy_result(&res);
+    st_free(scan);
+    st_delta_snapshot_free(s);
+    if (rc == ST_OK && st_map_put(f->dates, dk, d, NULL))
+        rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+    if (rc) {
+        st_idset_free(&d->ids);
+        st_free(d);
+        return rc;
+    }
+    *out = d;
+    return ST_OK;
+}
+
+/* Converts one field value per its type.  Appends the value (or NULL) to
+ * the appender and returns ST_ERR_INVALID with *why filled on a type error. */
+static st_rc field_value(st_loader *l, const st_sfield *f, st_pii_action act, json_t *v,
+                         const char *subject, duckdb_appender a, char *why, size_t why_cap,
+                         st_err *err)
+{
+    if (!v || json_is_null(v))
+        return duckdb_append_null(a) == DuckDBError ? ST_ERR_ENGINE : ST_OK;
+    if (act == ST_PII_DROP)
+        return duckdb_append_null(a) == DuckDBError ? ST_ERR_ENGINE : ST_OK;
+    const char *got = json_is_string(v) ? "string"
+                      : json_is_integer(v) ? "integer"
+                      : json_is_real(v) ? "number"
+                      : json_is_boolean(v) ? "boolean"
+                      : json_is_array(v) ? "array" : "object";
+    switch (f->type) {
+    case ST_FT_LONG:
+        if (json_is_integer(v))
+            return duckdb_append_int64(a, (int64_t)json_integer_value(v)) ? ST_ERR_ENGINE : ST_OK;
+        if (json_is_real(v) && json_real_value(v) == (double)(int64_t)json_real_value(v))
+            return duckdb_append_int64(a, (int64_t)json_real_value(v)) ? ST_ERR_ENGINE : ST_OK;
+        break;
+    case ST_FT_DOUBLE:
+        if (json_is_number(v))
+            return duckdb_append_double(a, json_number_value(v)) ? ST_ERR_ENGINE : ST_OK;
+        break;
+    case ST_FT_BOOLEAN:
+        if (json_is_boolean(v))
+            return duckdb_append_bool(a, json_is_true(v)) ? ST_ERR_ENGINE : ST_OK;
+        break;
+    case ST_FT_TIMESTAMP: {
+        int64_t us;
+        const char *s = json_string_value(v);
+        if (s && st_rfc3339_parse(s, strlen(s), &us))
+            return duckdb_append_timestamp(a, (duckdb_timestamp){us}) ? ST_ERR_ENGINE : ST_OK;
+        snprintf(why, why_cap, "field '%s': expected an RFC 3339 timestamp, got %s", f->name,
+                 s ? "a malformed string" : got);
+        return ST_ERR_INVALID;
+    }
+    case ST_FT_STRING:
+    case ST_FT_JSON: {
+        char *dumped = NULL;
+        const char *text;
+        size_t len;
+        if (f->type == ST_FT_STRING) {
+            if (!json_is_string(v))
+                break;
+            text = json_string_value(v);
+            len = json_string_length(v);
+        } else {
+            dumped = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            if (!dumped)
+                return st_fail(err, ST_ERR_NOMEM, "out of memory");
+            text = dumped;
+            len = strlen(dumped);
+        }
+        st_rc rc = ST_OK;
+        st_buf_reset(&l->b);
+        switch (act) {
+        case ST_PII_ENCRYPT:
+            rc = st_keystore_encrypt(l->ks, subject ? subject : NO_SUBJECT, text, len, &l->b, err);
+            if (rc == ST_ERR_NOTFOUND) {
+                /* erased subject: store nothing of theirs */
+                st_err_clear(err);
+                free(dumped);
+                return duckdb_append_null(a) ? ST_ERR_ENGINE : ST_OK;
+            }
+            break;
+        case ST_PII_HASH:
+            rc = st_keystore_hash(l->ks, text, len, &l->b);
+            break;
+        case ST_PII_REDACT:
+            rc = st_redact(text, len, &l->b);
+            break;
+        default:
+            rc = st_buf_append(&l->b, text, len);
+            if (rc == ST_OK && !l->b.data)
+                rc = st_buf_puts(&l->b, "");
+            break;
+        }
+        free(dumped);
+        if (rc)
+            return err && err->code ? rc : st_fail(err, rc, "field '%s': applying the PII policy", f->name);
+        return duckdb_append_varchar_length(a, l->b.data, l->b.len) ? ST_ERR_ENGINE : ST_OK;
+    }
+    }
+    snprintf(why, why_cap, "field '%s': expected %s, got %s", f->name, st_ftype_name(f->type), got);
+    return ST_ERR_INVALID;
+}
+
+/* Validates the event against its schema without appending anything:
+ * required fields and types.  Returns false with why set. */
+static bool validate(const st_schema *s, json_t *rec, const char *etype, char *why, size_t cap)
+{
+    json_t *payload = json_object_get(rec, "payload");
+    json_t *context = json_object_get(rec, "context");
+    if (payload && !json_is_object(payload)) {
+        snprintf(why, cap, "payload: expected an object");
+        return false;
+    }
+    for (size_t i = 0; i < s->n_fields; i++) {
+        const st_sfield *f = &s->fields[i];
+        json_t *v = NULL;
+        bool from_type = false;
+        for (size_t k = 0; !v && k < f->n_paths; k++) {
+            const char *p = f->paths[k];
+            if (!strcmp(p, "$payload"))
+                v = payload;
+            else if (!strcmp(p, "$context"))
+                v = context;
+            else if (!strcmp(p, "$event_type")) {
+                v = etype ? json_true() : NULL;   /* always a string, nothing to check */
+                from_type = true;
+            }
+            else if (!strncmp(p, "payload.", 8))
+                v = lookup(payload, p + 8);
+            else if (!strncmp(p, "context.", 8))
+                v = lookup(context, p + 8);
+        }
+        if (v && json_is_null(v))
+            v = NULL;
+        if (!v) {
+            if (f->required) {
+                snprintf(why, cap, "field '%s': required but missing", f->name);
+                return false;
+            }
+            continue;
+        }
+        if (from_type)
+            continue;
+        bool ok = true;
+        switch (f->type) {
+        case ST_FT_STRING: ok = json_is_string(v); break;
+        case ST_FT_LONG:
+            ok = json_is_integer(v) ||
+                 (json_is_real(v) && json_real_value(v) == (double)(int64_t)json_real_value(v));
+            break;
+        case ST_FT_DOUBLE: ok = json_is_number(v); break;
+        case ST_FT_BOOLEAN: ok = json_is_boolean(v); break;
+        case ST_FT_TIMESTAMP: {
+            int64_t us;
+            const char *t = json_string_value(v);
+            ok = t && st_rfc3339_parse(t, strlen(t), &us);
+            break;
+        }
+        case ST_FT_JSON: ok = true; break;
+        }
+        if (!ok) {
+            const char *got = json_is_string(v) ? "string"
+                              : json_is_integer(v) ? "integer"
+                              : json_is_real(v) ? "number"
+                              : json_is_boolean(v) ? "boolean"
+                              : json_is_array(v) ? "array" : "object";
+            snprintf(why, cap, "field '%s': expected %s, got %s", f->name,
+                     st_ftype_name(f->type), got);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Builds _extra: payload and context keys no field of s consumed, redacted. */
+static st_rc extra_json(st_loader *l, const st_schema *s, json_t *rec, bool *has, st_err *err)
+{
+    *has = false;
+    json_t *parts[2] = {json_object_get(rec, "payload"), json_object_get(rec, "context")};
+    const char *names[2] = {"payload", "context"};
+    json_t *extra = NULL;
+    char key[256];
+    for (int p = 0; p < 2; p++) {
+        if (!json_is_object(parts[p]) || json_object_size(parts[p]) == 0)
+            continue;
+        bool whole = false;
+        json_t *left = NULL;
+        for (size_t i = 0; !whole && i < s->n_fields; i++)
+            for (size_t k = 0; k < s->fields[i].n_paths; k++)
+                if (!strcmp(s->fields[i].paths[k], p ? "$context" : "$payload"))
+                    whole = true;
+        if (whole)
+            continue;
+        const char *k;
+        json_t *v;
+        json_object_foreach(parts[p], k, v) {
+            bool used = false;
+            for (size_t i = 0; !used && i < s->n_fields; i++) {
+                for (size_t j = 0; !used && j < s->fields[i].n_paths; j++) {
+                    const char *path = s->fields[i].paths[j];
+                    if (strncmp(path, names[p], strlen(names[p])) || path[strlen(names[p])] != '.')
+                        continue;
+                    top_key(parts[p], path + strlen(names[p]) + 1, key, sizeof key);
+                    used = key[0] && !strcmp(key, k);
+                }
+            }
+            if (used)
+                continue;
+            if (!left)
+                left = json_object();
+            json_object_set(left, k, v);
+        }
+        if (left) {
+            if (!extra)
+                extra = json_object();
+            json_object_set_new(extra, names[p], left);
+        }
+    }
+    if (!extra)
+        return ST_OK;
+    char *text = json_dumps(extra, JSON_COMPACT);
+    json_decref(extra);
+    if (!text)
+        return st_fail(err, ST_ERR_NOMEM, "out of memory");
+    st_buf_reset(&l->b);
+    st_rc rc = st_redact(text, strlen(text), &l->b);
+    free(text);
+    if (rc)
+        return st_fail(err, rc, "_extra: redacting");
+    *has = true;
+    return ST_OK;
+}
+
+static st_rc bronze_row(st_loader *l, fam *f, const st_schema *s, json_t *rec, const char *etype,
+                        const char *ver, int64_t et, int32_t day, const char *event_id,
+                        st_err *err)
+{
+    duckdb_appender a = f->app;
+    int64_t etc = 0, rcv = l->now_us;
+    bool has_etc = time_of(rec, "event_time_corrected", &etc);
+    if (!time_of(rec, "received_at", &rcv))
+        rcv = l->now_us;
+    const char *subject = str_of(rec, "subject_id");
+    app_str(a, event_id);
+    app_str(a, etype);
+    app_str(a, ver);
+    app_str(a, str_of(rec, "source"));
+    app_str(a, str_of(rec, "country"));
+    app_str(a, str_of(rec, "entity_id"));
+    app_str(a, subject);
+    app_ts(a, true, et);
+    app_ts(a, has_etc, etc);
+    app_ts(a, true, rcv);
+    duckdb_append_date(a, (duckdb_date){day});
+    json_t *payload = json_object_get(rec, "payload");
+    json_t *context = json_object_get(rec, "context");
+    char why[256];
+    for (size_t c = 0; c < f->n_cols; c++) {
+        const st_sfield *fld = NULL;
+        for (size_t i = 0; i < s->n_fields; i++)
+            if (!strcmp(s->fields[i].column, f->cols[c].name))
+                fld = &s->fields[i];
+        if (!fld) {
+            duckdb_append_null(a);
+            continue;
+        }
+        json_t *v = NULL, *tmp = NULL;
+        for (size_t k = 0; !v && k < fld->n_paths; k++) {
+            const char *p = fld->paths[k];
+            if (!strcmp(p, "$payload"))
+                v = payload;
+            else if (!strcmp(p, "$context"))
+                v = context;
+            else if (!strcmp(p, "$event_type"))
+                v = tmp = json_string(etype);
+            else if (!strncmp(p, "payload.", 8))
+                v = lookup(payload, p + 8);
+            else if (!strncmp(p, "context.", 8))
+                v = lookup(context, p + 8);
+        }
+        st_pii_action act = resolve_action(l->cfg, f->name, fld);
+        st_rc rc = field_value(l, fld, act, v, subject, a, why, sizeof why, err);
+        json_decref(tmp);
+        if (rc == ST_ERR_ENGINE)
+            return st_fail(err, rc, "bronze.%s staging: %s", f->name, duckdb_appender_error(a));
+        if (rc)
+            return rc;
+    }
+    bool has_extra = false;
+    st_rc rc = extra_json(l, s, rec, &has_extra, err);
+    if (rc)
+        return rc;
+    if (has_extra)
+        duckdb_append_varchar_length(a, l->b.data, l->b.len);
+    else
+        duckdb_append_null(a);
+    duckdb_append_bool(a, rcv - et > l->cfg->late_horizon_s * 1000000);
+    app_str(a, l->batch_id);
+    app_ts(a, true, l->now_us);
+    if (duckdb_appender_end_row(a) == DuckDBError)
+        return st_fail(err, ST_ERR_ENGINE, "bronze.%s staging: %s", f->name,
+                       duckdb_appender_error(a));
+    f->n_rows++;
+    return ST_OK;
+}
+
+/* Handles one log record.  Counters go to st. */
+static st_rc one_record(st_loader *l, uint64_t seq, const char *data, size_t len,
+                        st_load_stats *st, st_err *err)
+{
+    json_error_t jerr;
+    json_t *rec = json_loadb(data, len, 0, &jerr);
+    st_rc rc = ST_OK;
+    char why[512];
+    if (!json_is_object(rec)) {
+        snprintf(why, sizeof why, "record is not a JSON object: %s", rec ? "other value" : jerr.text);
+        rc = quarantine(l, seq, data, len, rec, why, NULL, err);
+        st->quarantined++;
+        goto out;
+    }
+    if (l->cfg->write_raw && (rc = raw_row(l, seq, len, rec, err)))
+        goto out;
+    const char *event_id = str_of(rec, "event_id");
+    const char *family = str_of(rec, "family");
+    const char *etype = str_of(rec, "event_type");
+    char ver[32];
+    version_text(rec, ver);
+    int vv[3];
+    int64_t et = 0;
+    if (!event_id || !family || !etype || !time_of(rec, "event_time", &et)) {
+        rc = quarantine(l, seq, data, len, rec,
+                        "envelope: event_id, family, event_type or event_time missing", NULL, err);
+        st->quarantined++;
+        goto out;
+    }
+    if (!strncmp(etype, family, strlen(family)) && etype[strlen(family)] == '.')
+        etype += strlen(family) + 1;
+    if (!st_schema_version_parse(ver, vv)) {
+        snprintf(why, sizeof why, "schema_version: '%s' is not N or MODEL-REVISION-ADDITION", ver);
+        rc = quarantine(l, seq, data, len, rec, why, NULL, err);
+        st->quarantined++;
+        goto out;
+    }
+    const char *reason = NULL;
+    const st_schema *s = st_registry_find(l->reg, family, etype, vv, &reason);
+    fam *f = s ? fam_by_name(l, family) : NULL;
+    if (!s || !f) {
+        snprintf(why, sizeof why, "%s: %s.%s version %s", reason ? reason : "unknown event family",
+                 family, etype, ver);
+        rc = quarantine(l, seq, data, len, rec, why, NULL, err);
+        st->quarantined++;
+        goto out;
+    }
+    char ref[300];
+    snprintf(ref, sizeof ref, "%s.%s v%s%s%s", s->family, s->event_type, s->version_text,
+             s->file ? " " : "", s->file ? s->file : " (built-in)");
+    if (!validate(s, rec, etype, why, sizeof why)) {
+        rc = quarantine(l, seq, data, len, rec, why, ref, err);
+        st->quarantined++;
+        goto out;
+    }
+    /* dedup: this batch, then bronze (set hit confirmed at commit) */
+    if (st_map_get(f->batch_ids, event_id)) {
+        st->duplicates++;
+        goto out;
+    }
+    if (st_map_put(f->batch_ids, event_id, (void *)1, NULL)) {
+        rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    int32_t day = day_of_us(et);
+    uint64_t h = st_id_hash(event_id, strlen(event_id));
+    int32_t today = day_of_us(l->now_us);
+    if (l->cfg->dedup_window_days > 0 && day >= today - l->cfg->dedup_window_days) {
+        char dk[16];
+        snprintf(dk, sizeof dk, "%d", day);
+        dateset *d = st_map_get(f->dates, dk);
+        if (!d && (rc = load_dateset(l, f, day, &d, err)))
+            goto out;
+        if (st_idset_has(&d->ids, h)) {
+            if (f->n_candidates)
+                st_buf_putc(&f->candidates, ',');
+            st_buf_sql_str(&f->candidates, event_id);
+            f->n_candidates++;
+        }
+    }
+    if (f->n_pend == f->cap_pend) {
+        size_t nc = f->cap_pend ? f->cap_pend * 2 : 1024;
+        pending_id *np = st_realloc(f->pend, nc * sizeof *np);
+        if (!np) {
+            rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        f->pend = np;
+        f->cap_pend = nc;
+    }
+    f->pend[f->n_pend++] = (pending_id){h, day};
+    rc = bronze_row(l, f, s, rec, etype, ver, et, day, event_id, err);
+    if (rc == ST_OK) {
+        int64_t rcv = l->now_us;
+        time_of(rec, "received_at", &rcv);
+        if (rcv - et > l->cfg->late_horizon_s * 1000000)
+            st->late++;
+    }
+out:
+    json_decref(rec);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- a batch */
+
+static st_rc begin_batch(st_loader *l, st_err *err)
+{
+    st_rc rc = ST_OK;
+    char stage[32];
+    l->raw_rows = l->q_rows = 0;
+    if (l->cfg->write_raw) {
+        rc = stage_sql(l, "stage_raw", raw_ddl, err);
+        rc = rc ? rc : st_engine_appender(l->eng, "stage_raw", &l->raw_app, err);
+    }
+    rc = rc ? rc : stage_sql(l, "stage_q", quarantine_ddl, err);
+    rc = rc ? rc : st_engine_appender(l->eng, "stage_q", &l->q_app, err);
+    for (size_t i = 0; rc == ST_OK && i < l->n_fams; i++) {
+        fam *f = &l->fams[i];
+        char *ddl = family_ddl(f);
+        snprintf(stage, sizeof stage, "stage_f%zu", i);
+        rc = ddl ? stage_sql(l, stage, ddl, err) : st_fail(err, ST_ERR_NOMEM, "out of memory");
+        st_free(ddl);
+        rc = rc ? rc : st_engine_appender(l->eng, stage, &f->app, err);
+        f->n_rows = 0;
+        f->n_pend = 0;
+        f->n_candidates = 0;
+        st_buf_reset(&f->candidates);
+        st_map_free(f->batch_ids);
+        f->batch_ids = st_map_new();
+        if (rc == ST_OK && !f->batch_ids)
+            rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+        if (rc == ST_OK && !f->exists) {
+            int64_t v = -1;
+            rc = st_delta_latest_version(f->path, &v, err);
+            f->exists = v >= 0;
+        }
+    }
+    return rc;
+}
+
+static void end_batch(st_loader *l)
+{
+    if (l->raw_app)
+        duckdb_appender_destroy(&l->raw_app);
+    if (l->q_app)
+        duckdb_appender_destroy(&l->q_app);
+    for (size_t i = 0; i < l->n_fams; i++)
+        if (l->fams[i].app)
+            duckdb_appender_destroy(&l->fams[i].app);
+}
+
+/* Drops the candidates that bronze really holds; returns how many. */
+static st_rc confirm_dups(st_loader *l, fam *f, const char *stage, int64_t *n_dups, st_err *err)
+{
+    *n_dups = 0;
+    if (!f->n_candidates || !f->exists)
+        return ST_OK;
+    st_delta_snapshot *s = NULL;
+    char *scan = NULL, *q = NULL;
+    st_rc rc = st_delta_snapshot_load(l->eng, f->path, -1, &s, err);
+    rc = rc ? rc : st_delta_scan_sql(l->eng, s, NULL, &scan, err);
+    if (rc == ST_OK) {
+        q = st_sprintf("CREATE OR REPLACE TEMP TABLE dup_ids AS SELECT DISTINCT event_id FROM "
+                       "(%s) WHERE event_id IN (%s)", scan, f->candidates.data);
+        rc = q ? st_engine_exec(l->eng, q, err) : st_fail(err, ST_ERR_NOMEM, "out of memory");
+    }
+    st_free(q);
+    q = NULL;
+    if (rc == ST_OK)
+        rc = st_engine_query_i64(l->eng, "SELECT count(*) FROM dup_ids", n_dups, err);
+    if (rc == ST_OK && *n_dups > 0) {
+        q = st_sprintf("DELETE FROM %s WHERE event_id IN (SELECT event_id FROM dup_ids)", stage);
+        rc = q ? st_engine_exec(l->eng, q, err) : st_fail(err, ST_ERR_NOMEM, "out of memory");
+    }
+    st_free(q);
+    st_free(scan);
+    st_delta_snapshot_free(s);
+    if (rc)
+        st_err_ctx(err, "dedup: bronze.%s", f->name);
+    return rc;
+}
+
+static st_rc commit_table(st_loader *l, const char *path, const char *stage, const char *ddl,
+                          const char *name, const char *part, bool *exists, uint64_t end_seq,
+                          st_load_stats *st, int64_t *rows, st_err *err)
+{
+    st_rc rc = ensure_table(path, ddl, name, part, exists, err);
+    if (rc)
+        return rc;
+    char *sel = select_of(stage, ddl);
+    if (!sel)
+        return st_fail(err, ST_ERR_NOMEM, "out of memory");
+    st_delta_write_opts o = {.mode = ST_DELTA_APPEND, .merge_schema = true, .app_id = APP_ID,
+                             .app_version = (int64_t)end_seq};
+    st_delta_result res;
+    int64_t t0 = st_mono_ns();
+    rc = st_delta_write(l->eng, path, sel, &o, &res, err);
+    st_free(sel);
+    st_debug("loader: %s: write %.0f ms", name, (double)(st_mono_ns() - t0) / 1e6);
+    if (rc) {
+        st_err_ctx(err, "loader: committing %s", name);
+        return rc;
+    }
+    if (res.skipped)
+        st->skipped_replay++;
+    if (rows)
+        *rows = res.skipped ? 0 : res.rows_written;
+    return ST_OK;
+}
+
+st_rc st_loader_step(st_loader *l, st_load_stats *stats, size_t *out_n, st_err *err)
+{
+    st_load_stats dummy = {0};
+    st_load_stats *st = stats ? stats : &dummy;
+    *out_n = 0;
+    uint64_t limit = UINT64_MAX;
+    if (atomic_load(&l->has_limit))
+        limit = atomic_load(&l->log_end);
+    if (l->replay_end > l->position)
+        limit = limit < l->replay_end ? limit : l->replay_end;
+    if (limit <= l->position)
+        return ST_OK;
+    uint64_t want = (uint64_t)l->cfg->batch_events;
+    if (l->replay_end > l->position)
+        want = l->replay_end - l->position;   /* exactly the interrupted batch */
+    if (limit - l->position < want)
+        want = limit - l->position;
+    l->now_us = st_now_us();
+    snprintf(l->batch_id, sizeof l->batch_id, "%llu", (unsigned long long)l->position);
+    int64_t t_begin = st_mono_ns();
+    st_rc rc = begin_batch(l, err);
+    uint64_t next = l->position;
+    size_t n_read = 0;
+    st_evlog_rec recs[READ_CHUNK];
+    while (rc == ST_OK && n_read < want) {
+        size_t ask = want - n_read < READ_CHUNK ? (size_t)(want - n_read) : READ_CHUNK;
+        size_t n = 0;
+        rc = st_evlog_read(l->reader, recs, ask, &n, err);
+        if (rc || n == 0)
+            break;
+        for (size_t i = 0; rc == ST_OK && i < n; i++) {
+            rc = one_record(l, recs[i].seq, recs[i].data, recs[i].len, st, err);
+            next = recs[i].seq + 1;
+        }
+        n_read += n;
+    }
+    if (rc == ST_OK && l->replay_end > l->position && next < l->replay_end && n_read > 0)
+        rc = st_fail(err, ST_ERR_CORRUPT,
+                     "loader: the log ends at %llu but tables hold a batch up to %llu",
+                     (unsigned long long)next, (unsigned long long)l->replay_end);
+    /* flush the appenders before reading the staging tables */
+    if (l->raw_app && (rc ? (duckdb_appender_destroy(&l->raw_app), ST_OK)
+                          : st_engine_appender_close(&l->raw_app, err)))
+        rc = rc ? rc : ST_ERR_ENGINE;
+    if (l->q_app && (rc ? (duckdb_appender_destroy(&l->q_app), ST_OK)
+                        : st_engine_appender_close(&l->q_app, err)))
+        rc = rc ? rc : ST_ERR_ENGINE;
+    for (size_t i = 0; i < l->n_fams; i++) {
+        fam *f = &l->fams[i];
+        if (!f->app)
+            continue;
+        if (rc)
+            duckdb_appender_destroy(&f->app);
+        else
+            rc = st_engine_appender_close(&f->app, err);
+    }
+    int64_t t_staged = st_mono_ns();
+    if (rc || n_read == 0)
+        goto out;
+    /* the end-of-batch sequence is the txn version of every commit below */
+    snprintf(l->batch_id, sizeof l->batch_id, "%llu-%llu", (unsigned long long)l->position,
+             (unsigned long long)next);
+    char stage[32];
+    for (size_t i = 0; rc == ST_OK && i < l->n_fams; i++) {
+        fam *f = &l->fams[i];
+        if (!f->n_rows)
+            continue;
+        snprintf(stage, sizeof stage, "stage_f%zu", i);
+        /* the batch id was not known while staging: set it now */
+        char *q = st_sprintf("UPDATE %s SET _batch_id = '%s'", stage, l->batch_id);
+        rc = q ? st_engine_exec(l->eng, q, err) : st_fail(err, ST_ERR_NOMEM, "out of memory");
+        st_free(q);
+        int64_t dups = 0, rows = 0;
+        rc = rc ? rc : confirm_dups(l, f, stage, &dups, err);
+        st->duplicates += dups;
+        char *ddl = rc ? NULL : family_ddl(f);
+        char *name = rc ? NULL : st_sprintf("bronze.%s", f->name);
+        if (rc == ST_OK && (!ddl || !name))
+            rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+        if (rc == ST_OK && (size_t)dups < f->n_rows)
+            rc = commit_table(l, f->path, stage, ddl, name, "event_date", &f->exists, next, st,
+                              &rows, err);
+        st->loaded += rows;
+        st_free(ddl);
+        st_free(name);
+    }
+    if (rc == ST_OK && l->q_rows) {
+        char *q = st_sprintf("UPDATE stage_q SET _batch_id = '%s'", l->batch_id);
+        rc = q ? st_engine_exec(l->eng, q, err) : st_fail(err, ST_ERR_NOMEM, "out of memory");
+        st_free(q);
+        rc = rc ? rc : commit_table(l, l->q_path, "stage_q", quarantine_ddl, "bronze._quarantine",
+                                    "received_date", &l->q_exists, next, st, NULL, err);
+    }
+    if (rc == ST_OK && l->raw_rows) {
+        char *q = st_sprintf("UPDATE stage_raw SET _batch_id = '%s'", l->batch_id);
+        rc = q ? st_engine_exec(l->eng, q, err) : st_fail(err, ST_ERR_NOMEM, "out of memory");
+        st_free(q);
+        rc = rc ? rc : commit_table(l, l->raw_path, "stage_raw", raw_ddl, "raw.events",
+                                    "received_date", &l->raw_exists, next, st, NULL, err);
+    }
+    int64_t t_committed = st_mono_ns();
+    rc = rc ? rc : save_checkpoint(l, next, err);
+    if (rc)
+        goto out;
+    /* committed: remember the ids for later batches */
+    for (size_t i = 0; i < l->n_fams; i++) {
+        fam *f = &l->fams[i];
+        for (size_t k = 0; k < f->n_pend; k++) {
+            char dk[16];
+            snprintf(dk, sizeof dk, "%d", f->pend[k].day);
+            dateset *d = st_map_get(f->dates, dk);
+            if (d && st_idset_add(&d->ids, f->pend[k].h)) {
+                rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+                goto out;
+            }
+        }
+        /* forget the dates that left the window */
+        int32_t oldest = day_of_us(l->now_us) - (int32_t)l->cfg->dedup_window_days;
+        size_t it = 0;
+        const char *k;
+        void *v;
+        char gone[64][16];
+        size_t n_gone = 0;
+        while (n_gone < 64 && st_map_next(f->dates, &it, &k, &v))
+            if (((dateset *)v)->day < oldest)
+                snprintf(gone[n_gone++], 16, "%s", k);
+        for (size_t g = 0; g < n_gone; g++) {
+            dateset *d = st_map_del(f->dates, gone[g]);
+            st_idset_free(&d->ids);
+            st_free(d);
+        }
+    }
+    st_debug("loader: batch %s: %zu records, staged in %.0f ms, committed in %.0f ms, "
+             "dedup sets %.0f ms", l->batch_id, n_read, (double)(t_staged - t_begin) / 1e6,
+             (double)(t_committed - t_staged) / 1e6, (double)(st_mono_ns() - t_committed) / 1e6);
+    l->position = next;
+    if (l->replay_end && l->position >= l->replay_end)
+        l->replay_end = 0;
+    st->batches++;
+    st->read += (int64_t)n_read;
+    *out_n = n_read;
+out:
+    end_batch(l);
+    st->position = l->position;
+    if (rc) {
+        /* start the next attempt from the checkpoint again */
+        st_evlog_reader_close(l->reader);
+        l->reader = NULL;
+        st_err e2;
+        if (st_evlog_reader_open_seq(l->cfg->log_dir, l->position, &l->reader, &e2))
+            st_warn("loader: reopening the event log: %s", e2.msg);
+        for (size_t i = 0; i < l->n_fams; i++) {
+            /* the sets may hold ids of the failed batch? no: ids are added
+             * only after commit; but a partial commit changed bronze, so
+             * reload the sets lazily */
+            fam *f = &l->fams[i];
+            size_t it = 0;
+            const char *k;
+            void *v;
+            while (st_map_next(f->dates, &it, &k, &v)) {
+                st_idset_free(&((dateset *)v)->ids);
+                st_free(v);
+            }
+            st_map_free(f->dates);
+            f->dates = st_map_new();
+        }
+        uint64_t replay = 0, v = 0;
+        st_err e3;
+        for (size_t i = 0; i < l->n_fams; i++)
+            if (!table_app_version(l->eng, l->fams[i].path, &v, &e3) && v > replay)
+                replay = v;
+        if (!table_app_version(l->eng, l->q_path, &v, &e3) && v > replay)
+            replay = v;
+        if (!table_app_version(l->eng, l->raw_path, &v, &e3) && v > replay)
+            replay = v;
+        l->replay_end = replay > l->position ? replay : 0;
+    }
+    return rc;
+}
+
+st_rc st_loader_run_once(st_loader *l, st_load_stats *stats, st_err *err)
+{
+    for (;;) {
+        size_t n = 0;
+        st_rc rc = st_loader_step(l, stats, &n, err);
+        if (rc || n == 0)
+            return rc;
+    }
+}
+
+/* ---------------------------------------------------------------- thread */
+
+struct st_loader_thread {
+    st_loader *l;
+    uint64_t (*next_seq)(void *);
+    void *arg;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    _Atomic uint64_t lag;
+};
+
+static void *thread_main(void *p)
+{
+    st_loader_thread *t = p;
+    for (;;) {
+        pthread_mutex_lock(&t->mu);
+        bool stop = t->stop;
+        pthread_mutex_unlock(&t->mu);
+        if (t->next_seq)
+            st_loader_set_log_end(t->l, t->next_seq(t->arg));
+        st_err err;
+        st_load_stats st = {0};
+        st_rc rc = st_loader_run_once(t->l, &st, &err);
+        if (rc)
+            st_error("loader: %s", err.msg);
+        else if (st.read)
+            st_debug("loader: %lld events, %lld loaded, %lld duplicates, %lld quarantined",
+                     (long long)st.read, (long long)st.loaded, (long long)st.duplicates,
+                     (long long)st.quarantined);
+        if (t->next_seq)
+            st_loader_set_log_end(t->l, t->next_seq(t->arg));
+        atomic_store(&t->lag, st_loader_lag(t->l));
+        if (stop)
+            break;
+        pthread_mutex_lock(&t->mu);
+        if (!t->stop) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            int64_t ns = ts.tv_nsec + (t->l->cfg->interval_ms % 1000) * 1000000;
+            ts.tv_sec += t->l->cfg->interval_ms / 1000 + ns / 1000000000;
+            ts.tv_nsec = ns % 1000000000;
+            pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+        }
+        pthread_mutex_unlock(&t->mu);
+    }
+    return NULL;
+}
+
+st_rc st_loader_thread_start(st_loader *l, uint64_t (*next_seq_fn)(void *), void *arg,
+                             st_loader_thread **out, st_err *err)
+{
+    st_loader_thread *t = st_calloc(1, sizeof *t);
+    if (!t)
+        return st_fail(err, ST_ERR_NOMEM, "out of memory");
+    t->l = l;
+    t->next_seq = next_seq_fn;
+    t->arg = arg;
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    if (next_seq_fn)
+        st_loader_set_log_end(l, next_seq_fn(arg));
+    if (pthread_create(&t->th, NULL, thread_main, t)) {
+        pthread_mutex_destroy(&t->mu);
+        pthread_cond_destroy(&t->cv);
+        st_free(t);
+        return st_fail(err, ST_ERR_IO, "loader: cannot start a thread");
+    }
+    *out = t;
+    return ST_OK;
+}
+
+uint64_t st_loader_thread_lag(const st_loader_thread *t)
+{
+    if (!t)
+        return 0;
+    if (!t->next_seq)
+        return atomic_load(&((st_loader_thread *)t)->lag);
+    uint64_t end = t->next_seq(t->arg);
+    uint64_t pos = atomic_load(&t->l->position);
+    return end > pos ? end - pos : 0;
+}
+
+void st_loader_thread_stop(st_loader_thread *t)
+{
+    if (!t)
+        return;
+    pthread_mutex_lock(&t->mu);
+    t->stop = true;
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    pthread_join(t->th, NULL);
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
+    st_loader_close(t->l);
+    st_free(t);
+}

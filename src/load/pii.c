@@ -1,0 +1,367 @@
+/*
+ * pii.c - the key store behind the `encrypt` and `hash` PII actions.
+ *
+ * Each subject (the envelope's subject_id) gets a random 256-bit key, created
+ * on first use and stored in the state database (table load_keys) wrapped
+ * with the master key: XChaCha20-Poly1305, the subject id as associated data.
+ * Field values are encrypted with XChaCha20-Poly1305 under the subject key
+ * ("enc:v1:" + base64(nonce || ciphertext)), again bound to the subject id.
+ * Destroying the wrapped key (st_keystore_destroy, `strata erase`) makes
+ * every value ever encrypted for that subject unreadable, wherever copies of
+ * the Parquet files went: crypto-shredding.  Hashing is keyed BLAKE2b with a
+ * key derived from the master key (or a configured secret), so hashes are
+ * stable across runs and joinable but not reversible by guessing.
+ *
+ * Unwrapped keys are cached in memory for the loader's lifetime; the cache
+ * holds only keys that exist in the database.  redact.c does the text
+ * redaction; loader.c decides which action applies to which field.
+ */
+#include "load_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define KEY_LEN crypto_aead_xchacha20poly1305_ietf_KEYBYTES
+#define NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define TAG_LEN crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define ENC_PREFIX "enc:v1:"
+
+struct st_keystore {
+    st_state *state;
+    uint8_t master[32];
+    uint8_t hash_key[crypto_generichash_KEYBYTES];
+    st_map *cache;            /* subject -> uint8_t[KEY_LEN] (st_malloc'd) */
+};
+
+st_rc st_keystore_master_key(const char *env, const char *path, bool create, uint8_t out[32],
+                             st_err *err)
+{
+    if (sodium_init() < 0)
+        return st_fail(err, ST_ERR_INVALID, "libsodium failed to initialise");
+    const char *hex = env && *env ? getenv(env) : NULL;
+    if (hex && *hex) {
+        size_t bin_len = 0;
+        if (strlen(hex) != 64 ||
+            sodium_hex2bin(out, 32, hex, 64, NULL, &bin_len, NULL) != 0 || bin_len != 32)
+            return st_fail(err, ST_ERR_INVALID, "$%s: expected 64 hex characters (a 256-bit key)",
+                           env);
+        return ST_OK;
+    }
+    if (!path)
+        return st_fail(err, ST_ERR_NOTFOUND, "no master key: set $%s or pii.master_key_file",
+                       env ? env : "STRATA_MASTER_KEY");
+    char *text = NULL;
+    size_t len = 0;
+    st_rc rc = st_file_read(path, 4096, &text, &len, err);
+    if (rc == ST_ERR_NOTFOUND || (rc == ST_ERR_IO && !st_path_exists(path))) {
+        if (!create)
+            return rc;
+        st_err_clear(err);
+        uint8_t k[32];
+        char kh[65];
+        randombytes_buf(k, sizeof k);
+        sodium_bin2hex(kh, sizeof kh, k, sizeof k);
+        kh[64] = '\n';
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            if (errno == EEXIST)
+                return st_keystore_master_key(NULL, path, false, out, err);
+            return st_fail_errno(err, ST_ERR_IO, "creating master key %s", path);
+        }
+        ssize_t w = write(fd, kh, 65);
+        int sync = fsync(fd);
+        close(fd);
+        sodium_memzero(kh, sizeof kh);
+        if (w != 65 || sync != 0) {
+            sodium_memzero(k, sizeof k);
+            unlink(path);
+            return st_fail(err, ST_ERR_IO, "writing master key %s", path);
+        }
+        memcpy(out, k, 32);
+        sodium_memzero(k, sizeof k);
+        st_warn("pii: created a new master key in %s; back it up (losing it loses every "
+                "encrypted value)", path);
+        return ST_OK;
+    }
+    if (rc)
+        return rc;
+    size_t bin_len = 0;
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
+        len--;
+    if (len == 32) {
+        memcpy(out, text, 32);
+    } else if (len != 64 || sodium_hex2bin(out, 32, text, 64, NULL, &bin_len, NULL) != 0 ||
+               bin_len != 32) {
+        rc = st_fail(err, ST_ERR_INVALID, "master key %s: expected 32 bytes or 64 hex characters",
+                     path);
+    }
+    sodium_memzero(text, len);
+    st_free(text);
+    return rc;
+}
+
+st_rc st_keystore_open(st_state *state, const uint8_t master_key[32], st_keystore **out,
+                       st_err *err)
+{
+    if (sodium_init() < 0)
+        return st_fail(err, ST_ERR_INVALID, "libsodium failed to initialise");
+    st_rc rc = st_load_state_migrate(state, err);
+    if (rc)
+        return rc;
+    st_keystore *ks = st_calloc(1, sizeof *ks);
+    if (!ks || !(ks->cache = st_map_new())) {
+        st_free(ks);
+        return st_fail(err, ST_ERR_NOMEM, "out of memory");
+    }
+    ks->state = state;
+    memcpy(ks->master, master_key, 32);
+    /* subkey 1 of the master key, context "st_hash_" */
+    crypto_kdf_derive_from_key(ks->hash_key, sizeof ks->hash_key, 1, "st_hash_", ks->master);
+    *out = ks;
+    return ST_OK;
+}
+
+void st_keystore_set_hash_secret(st_keystore *ks, const char *secret)
+{
+    if (secret && *secret)
+        crypto_generichash(ks->hash_key, sizeof ks->hash_key, (const unsigned char *)secret,
+                           strlen(secret), NULL, 0);
+}
+
+static void drop_cache(st_keystore *ks)
+{
+    size_t it = 0;
+    const char *k;
+    void *v;
+    while (st_map_next(ks->cache, &it, &k, &v)) {
+        sodium_memzero(v, KEY_LEN);
+        st_free(v);
+    }
+    st_map_free(ks->cache);
+    ks->cache = NULL;
+}
+
+void st_keystore_close(st_keystore *ks)
+{
+    if (!ks)
+        return;
+    drop_cache(ks);
+    sodium_memzero(ks, sizeof *ks);
+    st_free(ks);
+}
+
+/* Finds (or, when create, makes) the subject's key.  ST_ERR_NOTFOUND when it
+ * was destroyed or never made.  *out is BORROWED from the cache. */
+static st_rc subject_key(st_keystore *ks, const char *subject, bool create, const uint8_t **out,
+                         st_err *err)
+{
+    uint8_t *k = st_map_get(ks->cache, subject);
+    if (k) {
+        *out = k;
+        return ST_OK;
+    }
+    k = st_malloc(KEY_LEN);
+    if (!k)
+        return st_fail(err, ST_ERR_NOMEM, "out of memory");
+    st_rc rc = ST_OK;
+    size_t sl = strlen(subject);
+    st_state_lock(ks->state);
+    sqlite3 *db = st_state_db(ks->state);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT wrapped, destroyed_ms FROM load_keys WHERE subject_id=?",
+                           -1, &st, NULL)) {
+        rc = st_fail(err, ST_ERR_IO, "key store: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        const uint8_t *w = sqlite3_column_blob(st, 0);
+        int wl = sqlite3_column_bytes(st, 0);
+        if (!w || sqlite3_column_type(st, 1) != SQLITE_NULL) {
+            rc = st_fail(err, ST_ERR_NOTFOUND, "key of subject '%s' was destroyed", subject);
+            goto out;
+        }
+        unsigned long long kl = 0;
+        if (wl != NONCE_LEN + KEY_LEN + TAG_LEN ||
+            crypto_aead_xchacha20poly1305_ietf_decrypt(k, &kl, NULL, w + NONCE_LEN,
+                                                       (unsigned long long)(wl - NONCE_LEN),
+                                                       (const uint8_t *)subject, sl, w,
+                                                       ks->master) != 0 ||
+            kl != KEY_LEN) {
+            rc = st_fail(err, ST_ERR_CORRUPT,
+                         "key of subject '%s' does not unwrap (wrong master key?)", subject);
+            goto out;
+        }
+    } else if (step == SQLITE_DONE) {
+        if (!create) {
+            rc = st_fail(err, ST_ERR_NOTFOUND, "no key for subject '%s'", subject);
+            goto out;
+        }
+        uint8_t w[NONCE_LEN + KEY_LEN + TAG_LEN];
+        crypto_aead_xchacha20poly1305_ietf_keygen(k);
+        randombytes_buf(w, NONCE_LEN);
+        crypto_aead_xchacha20poly1305_ietf_encrypt(w + NONCE_LEN, NULL, k, KEY_LEN,
+                                                   (const uint8_t *)subject, sl, NULL, w,
+                                                   ks->master);
+        sqlite3_finalize(st);
+        st = NULL;
+        if (sqlite3_prepare_v2(db, "INSERT INTO load_keys (subject_id, wrapped, created_ms) "
+                                   "VALUES (?,?,?)", -1, &st, NULL)) {
+            rc = st_fail(err, ST_ERR_IO, "key store: %s", sqlite3_errmsg(db));
+            goto out;
+        }
+        sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 2, w, sizeof w, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, st_now_ms());
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            rc = st_fail(err, ST_ERR_IO, "key store: storing the key of '%s': %s", subject,
+                         sqlite3_errmsg(db));
+            goto out;
+        }
+    } else {
+        rc = st_fail(err, ST_ERR_IO, "key store: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    rc = st_map_put(ks->cache, subject, k, NULL);
+    if (rc) {
+        rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    *out = k;
+    k = NULL;
+out:
+    sqlite3_finalize(st);
+    st_state_unlock(ks->state);
+    if (k) {
+        sodium_memzero(k, KEY_LEN);
+        st_free(k);
+    }
+    return rc;
+}
+
+st_rc st_keystore_encrypt(st_keystore *ks, const char *subject, const char *text, size_t len,
+                          st_buf *out, st_err *err)
+{
+    const uint8_t *key;
+    st_rc rc = subject_key(ks, subject, true, &key, err);
+    if (rc)
+        return rc;
+    size_t clen = NONCE_LEN + len + TAG_LEN;
+    uint8_t *c = st_malloc(clen);
+    size_t b64len = sodium_base64_ENCODED_LEN(clen, sodium_base64_VARIANT_ORIGINAL);
+    char *b64 = st_malloc(b64len);
+    if (!c || !b64) {
+        st_free(c);
+        st_free(b64);
+        return st_fail(err, ST_ERR_NOMEM, "out of memory");
+    }
+    randombytes_buf(c, NONCE_LEN);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(c + NONCE_LEN, NULL, (const uint8_t *)text, len,
+                                               (const uint8_t *)subject, strlen(subject), NULL, c,
+                                               key);
+    sodium_bin2base64(b64, b64len, c, clen, sodium_base64_VARIANT_ORIGINAL);
+    rc = st_buf_puts(out, ENC_PREFIX);
+    rc = rc ? rc : st_buf_puts(out, b64);
+    st_free(c);
+    st_free(b64);
+    return rc ? st_fail(err, rc, "encrypting a field: buffer limit") : ST_OK;
+}
+
+st_rc st_keystore_decrypt(st_keystore *ks, const char *subject, const char *enc, st_buf *out,
+                          st_err *err)
+{
+    if (!enc || strncmp(enc, ENC_PREFIX, strlen(ENC_PREFIX)))
+        return st_fail(err, ST_ERR_PARSE, "not an encrypted value (no %s prefix)", ENC_PREFIX);
+    enc += strlen(ENC_PREFIX);
+    const uint8_t *key;
+    st_rc rc = subject_key(ks, subject, false, &key, err);
+    if (rc)
+        return rc;
+    size_t elen = strlen(enc);
+    uint8_t *c = st_malloc(elen + 1);
+    if (!c)
+        return st_fail(err, ST_ERR_NOMEM, "out of memory");
+    size_t clen = 0;
+    if (sodium_base642bin(c, elen + 1, enc, elen, NULL, &clen, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        clen < NONCE_LEN + TAG_LEN) {
+        st_free(c);
+        return st_fail(err, ST_ERR_PARSE, "encrypted value: bad base64");
+    }
+    uint8_t *p = st_malloc(clen);
+    unsigned long long plen = 0;
+    if (!p) {
+        st_free(c);
+        return st_fail(err, ST_ERR_NOMEM, "out of memory");
+    }
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(p, &plen, NULL, c + NONCE_LEN,
+                                                   clen - NONCE_LEN, (const uint8_t *)subject,
+                                                   strlen(subject), c, key) != 0)
+        rc = st_fail(err, ST_ERR_CORRUPT, "encrypted value does not authenticate for subject '%s'",
+                     subject);
+    else
+        rc = st_buf_append(out, p, (size_t)plen);
+    sodium_memzero(p, clen);
+    st_free(p);
+    st_free(c);
+    return rc;
+}
+
+st_rc st_keystore_hash(st_keystore *ks, const char *text, size_t len, st_buf *out)
+{
+    uint8_t h[32];
+    char hex[65];
+    crypto_generichash(h, sizeof h, (const uint8_t *)text, len, ks->hash_key,
+                       sizeof ks->hash_key);
+    sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+    return st_buf_puts(out, hex);
+}
+
+st_rc st_keystore_destroy(st_keystore *ks, const char *subject, bool *out_found, st_err *err)
+{
+    void *k = st_map_del(ks->cache, subject);
+    if (k) {
+        sodium_memzero(k, KEY_LEN);
+        st_free(k);
+    }
+    st_rc rc = ST_OK;
+    st_state_lock(ks->state);
+    sqlite3 *db = st_state_db(ks->state);
+    sqlite3_stmt *st = NULL;
+    /* keep a tombstone row so the loader never silently makes a new key
+     * for an erased subject from a replayed event */
+    if (sqlite3_prepare_v2(db, "INSERT INTO load_keys (subject_id, wrapped, created_ms, "
+                               "destroyed_ms) VALUES (?1, NULL, ?2, ?2) ON CONFLICT(subject_id) "
+                               "DO UPDATE SET wrapped = NULL, destroyed_ms = ?2",
+                           -1, &st, NULL)) {
+        rc = st_fail(err, ST_ERR_IO, "key store: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    sqlite3_stmt *q = NULL;
+    bool found = false;
+    if (sqlite3_prepare_v2(db, "SELECT wrapped IS NOT NULL FROM load_keys WHERE subject_id=?",
+                           -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, subject, -1, SQLITE_STATIC);
+        found = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0);
+        sqlite3_finalize(q);
+    }
+    sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, st_now_ms());
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rc = st_fail(err, ST_ERR_IO, "key store: destroying the key of '%s': %s", subject,
+                     sqlite3_errmsg(db));
+        goto out;
+    }
+    if (out_found)
+        *out_found = found;
+out:
+    sqlite3_finalize(st);
+    st_state_unlock(ks->state);
+    return rc;
+}

@@ -1,0 +1,529 @@
+/*
+ * loader_test.c - the loader on an event log written directly: dedup in one
+ * batch, across batches and after a restart; late flag and event-date
+ * partitions; every quarantine reason; replay after a crash between commits
+ * writes nothing twice; schema evolution v1 -> v2 (new nullable column) and
+ * an incompatible v3 refused; PII actions in bronze; erasure.
+ */
+#include "testutil.h"
+#include "strata/collect.h"
+#include "strata/delta.h"
+#include "strata/load.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct env {
+    char *dir;
+    char *log_dir;
+    st_evlog *log;
+    st_loader_cfg *cfg;
+} env;
+
+static void env_open(env *e, const char *extra_yaml)
+{
+    e->dir = tu_tempdir("loader");
+    char *yml = st_sprintf("name: t\n"
+                           "collector:\n"
+                           "  event_log: {dir: ./eventlog}\n"
+                           "  sources:\n"
+                           "    web: {key_hash: \"sha256:00\", families: [web_events]}\n"
+                           "    llm: {key_hash: \"sha256:00\", families: [llm_calls]}\n"
+                           "    backend: {key_hash: \"sha256:00\", families: [backend_events, orders]}\n"
+                           "%s",
+                           extra_yaml ? extra_yaml : "");
+    st_cfg_doc *doc = NULL;
+    TU_OK(st_cfg_load_string("strata.yml", yml, strlen(yml), &doc, &tu_err));
+    TU_OK(st_loader_cfg_load(st_cfg_root(doc), e->dir, &e->cfg, &tu_err));
+    st_cfg_doc_free(doc);
+    st_free(yml);
+    e->log_dir = st_path_join(e->dir, "eventlog");
+    st_evlog_opts o = {.dir = e->log_dir};
+    TU_OK(st_evlog_open(&o, &e->log, &tu_err));
+}
+
+static void env_close(env *e)
+{
+    st_evlog_close(e->log);
+    st_loader_cfg_free(e->cfg);
+    st_free(e->log_dir);
+    tu_rmdir(e->dir);
+}
+
+/* Appends one event as the collector would store it (source as given). */
+static void put(env *e, const char *source, const char *default_family, const char *json)
+{
+    st_envelope ev;
+    st_err err;
+    if (st_envelope_parse(json, strlen(json), &ev, &err))
+        fail_msg("bad test event %s: %s", json, err.msg);
+    st_buf rec, fr;
+    st_buf_init(&rec, 0);
+    st_buf_init(&fr, 0);
+    TU_OK(st_envelope_record(&rec, json, strlen(json), &ev, source,
+                             ev.family[0] ? ev.family : default_family, st_now_us()));
+    TU_OK(st_evlog_frame(&fr, rec.data, rec.len));
+    uint64_t ticket;
+    TU_OK(st_evlog_append(e->log, fr.data, fr.len, 1, NULL, &ticket, &tu_err));
+    TU_OK(st_evlog_wait(e->log, ticket, &tu_err));
+    st_buf_free(&rec);
+    st_buf_free(&fr);
+}
+
+/* Appends a record as is (to reach the loader's own checks). */
+static void put_raw(env *e, const char *rec)
+{
+    st_buf fr;
+    st_buf_init(&fr, 0);
+    TU_OK(st_evlog_frame(&fr, rec, strlen(rec)));
+    uint64_t ticket;
+    TU_OK(st_evlog_append(e->log, fr.data, fr.len, 1, NULL, &ticket, &tu_err));
+    TU_OK(st_evlog_wait(e->log, ticket, &tu_err));
+    st_buf_free(&fr);
+}
+
+static st_load_stats load(env *e)
+{
+    st_loader *l = NULL;
+    st_load_stats st = {0};
+    TU_OK(st_loader_open(e->cfg, &l, &tu_err));
+    TU_OK(st_loader_run_once(l, &st, &tu_err));
+    st_loader_close(l);
+    return st;
+}
+
+/* Runs sql with every lake table mounted as <layer>_<table>. */
+static int64_t q64(env *e, const char *sql)
+{
+    st_engine *eng = tu_engine();
+    const char *layers[] = {"raw", "bronze"};
+    for (int k = 0; k < 2; k++) {
+        char *ld = st_sprintf("%s/%s", e->cfg->lake, layers[k]);
+        DIR *d = opendir(ld);
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+            if (de->d_name[0] == '.')
+                continue;
+            char *p = st_path_join(ld, de->d_name);
+            st_delta_snapshot *s = NULL;
+            TU_OK(st_delta_snapshot_load(eng, p, -1, &s, &tu_err));
+            char *view = st_sprintf("%s_%s", layers[k], de->d_name[0] == '_' ? de->d_name + 1 : de->d_name);
+            TU_OK(st_delta_register_view(eng, view, s, &tu_err));
+            st_free(view);
+            st_delta_snapshot_free(s);
+            st_free(p);
+        }
+        if (d)
+            closedir(d);
+        st_free(ld);
+    }
+    int64_t v = -1;
+    st_err err;
+    if (st_engine_query_i64(eng, sql, &v, &err))
+        fail_msg("%s: %s", sql, err.msg);
+    st_engine_close(eng);
+    return v;
+}
+
+static char *qstr(env *e, const char *sql)
+{
+    (void)e;
+    st_engine *eng = tu_engine();
+    char *ld = st_sprintf("%s/bronze", e->cfg->lake);
+    DIR *d = opendir(ld);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char *p = st_path_join(ld, de->d_name);
+        st_delta_snapshot *s = NULL;
+        TU_OK(st_delta_snapshot_load(eng, p, -1, &s, &tu_err));
+        char *view = st_sprintf("bronze_%s", de->d_name[0] == '_' ? de->d_name + 1 : de->d_name);
+        TU_OK(st_delta_register_view(eng, view, s, &tu_err));
+        st_free(view);
+        st_delta_snapshot_free(s);
+        st_free(p);
+    }
+    if (d)
+        closedir(d);
+    st_free(ld);
+    char *out = NULL;
+    st_err err;
+    if (st_engine_query_str(eng, sql, &out, &err))
+        fail_msg("%s: %s", sql, err.msg);
+    st_engine_close(eng);
+    return out;
+}
+
+static void now_rfc(int64_t delta_s, char out[32])
+{
+    st_rfc3339_format(st_now_us() + delta_s * 1000000, out);
+}
+
+#define BK(id, t) "{\"event_id\":\"" id "\",\"event_type\":\"login\",\"schema_version\":1,\"event_time\":\"%s\",\"payload\":{\"u\":" #t "}}"
+
+static void test_dedup(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, "loader: {batch_events: 3}\n");
+    char t[32], ev[256];
+    now_rfc(-60, t);
+    /* b1 twice in one batch (positions 0,1), b2 then b1 again in the next batch */
+    const char *ids[] = {"b1", "b1", "b2", "b3", "b1", "b2", "b4"};
+    for (size_t i = 0; i < 7; i++) {
+        snprintf(ev, sizeof ev, "{\"event_id\":\"%s\",\"event_type\":\"login\",\"schema_version\":1,"
+                 "\"event_time\":\"%s\",\"payload\":{\"i\":%zu}}", ids[i], t, i);
+        put(&e, "backend", "backend_events", ev);
+    }
+    st_load_stats st = load(&e);
+    assert_int_equal(st.read, 7);
+    assert_int_equal(st.batches, 3);
+    assert_int_equal(st.duplicates, 3);
+    assert_int_equal(st.loaded, 4);
+    assert_int_equal(q64(&e, "SELECT count(*) FROM bronze_backend_events"), 4);
+    assert_int_equal(q64(&e, "SELECT count(DISTINCT event_id) FROM bronze_backend_events"), 4);
+    /* the first copy wins */
+    char *p = qstr(&e, "SELECT properties FROM bronze_backend_events WHERE event_id = 'b1'");
+    assert_string_equal(p, "{\"i\":0}");
+    st_free(p);
+    assert_int_equal(q64(&e, "SELECT count(*) FROM raw_events"), 7);
+    /* after a restart (new loader, cold sets): duplicates still dropped */
+    snprintf(ev, sizeof ev, BK("b3", 9), t);
+    put(&e, "backend", "backend_events", ev);
+    snprintf(ev, sizeof ev, BK("b5", 9), t);
+    put(&e, "backend", "backend_events", ev);
+    st = load(&e);
+    assert_int_equal(st.read, 2);
+    assert_int_equal(st.duplicates, 1);
+    assert_int_equal(st.loaded, 1);
+    assert_int_equal(q64(&e, "SELECT count(*) FROM bronze_backend_events"), 5);
+    /* the same id in another family is another event */
+    snprintf(ev, sizeof ev, "{\"event_id\":\"b1\",\"event_type\":\"page\",\"schema_version\":1,"
+             "\"event_time\":\"%s\"}", t);
+    put(&e, "web", "web_events", ev);
+    st = load(&e);
+    assert_int_equal(st.loaded, 1);
+    env_close(&e);
+}
+
+static void test_late(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, "loader: {late_horizon_s: 3600}\n");
+    char t[32], ev[256];
+    now_rfc(-10 * 86400, t);   /* 10 days ago: outside the dedup window too */
+    snprintf(ev, sizeof ev, BK("old", 1), t);
+    put(&e, "backend", "backend_events", ev);
+    now_rfc(-60, t);
+    snprintf(ev, sizeof ev, BK("new", 1), t);
+    put(&e, "backend", "backend_events", ev);
+    /* sent_at corrects the clock but the date comes from event_time */
+    snprintf(ev, sizeof ev, "{\"event_id\":\"skew\",\"event_type\":\"login\",\"schema_version\":1,"
+             "\"event_time\":\"2025-01-01T23:59:00Z\",\"sent_at\":\"2025-01-01T23:59:30Z\"}");
+    put(&e, "backend", "backend_events", ev);
+    st_load_stats st = load(&e);
+    assert_int_equal(st.late, 2);
+    assert_int_equal(q64(&e, "SELECT count(*) FROM bronze_backend_events WHERE event_id='old' AND _late"), 1);
+    assert_int_equal(q64(&e, "SELECT count(*) FROM bronze_backend_events WHERE event_id='new' AND NOT _late"), 1);
+    assert_int_equal(q64(&e, "SELECT count(*) FROM bronze_backend_events WHERE event_id='old' "
+                             "AND event_date = (now() - INTERVAL 10 DAY)::DATE "
+                             "AND received_at > event_time"), 1);
+    assert_int_equal(q64(&e, "SELECT count(*) FROM bronze_backend_events WHERE event_id='skew' "
+                             "AND event_date = DATE '2025-01-01' AND event_time_corrected > "
+                             "TIMESTAMPTZ '2025-06-01'"), 1);
+    /* partitions on disk by event date */
+    char *part = st_sprintf("%s/bronze/backend_events/event_date=2025-01-01", e.cfg->lake);
+    assert_true(st_is_dir(part));
+    st_free(part);
+    env_close(&e);
+}
+
+static void test_quarantine(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, "loader: {schemas_dir: schemas}\n");
+    char *sd = st_path_join(e.dir, "schemas");
+    TU_OK(st_mkdirs(sd, &tu_err));
+    char *f = st_path_join(sd, "orders.yml");
+    const char *y = "family: orders\nevent_type: order_placed\nversion: 1\nfields:\n"
+                    "  amount: {type: double, required: true}\n  qty: long\n";
+    TU_OK(st_file_write_atomic(f, y, strlen(y), &tu_err));
+    char t[32], ev[512];
+    now_rfc(-5, t);
+    struct { const char *json; const char *reason; } cases[] = {
+        {"{\"event_id\":\"q1\",\"event_type\":\"orders.refund\",\"schema_version\":1,\"event_time\":\"%s\"}",
+         "unknown event type: orders.refund version 1"},
+        {"{\"event_id\":\"q2\",\"event_type\":\"orders.order_placed\",\"schema_version\":7,\"event_time\":\"%s\"}",
+         "unknown schema version: orders.order_placed version 7"},
+        {"{\"event_id\":\"q3\",\"event_type\":\"orders.order_placed\",\"schema_version\":1,\"event_time\":\"%s\",\"payload\":{}}",
+         "field 'amount': required but missing"},
+        {"{\"event_id\":\"q4\",\"event_type\":\"orders.order_placed\",\"schema_version\":1,\"event_time\":\"%s\",\"payload\":{\"amount\":\"ten\"}}",
+         "field 'amount': expected double, got string"},
+        {"{\"event_id\":\"q5\",\"event_type\":\"orders.order_placed\",\"schema_version\":1,\"event_time\":\"%s\",\"payload\":{\"amount\":1,\"qty\":1.5}}",
+         "field 'qty': expected long, got number"},
+        {"{\"event_id\":\"q6\",\"event_type\":\"chat\",\"schema_version\":1,\"event_time\":\"%s\",\"payload\":{\"gen_ai.provider.name\":\"openai\"}}",
+         "field 'gen_ai.operation.name': required but missing"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(ev, sizeof ev, cases[i].json, t);
+        put(&e, i == 5 ? "llm" : "backend", i == 5 ? "llm_calls" : "orders", ev);
+    }
+    put_raw(&e, "this is not json");
+    put_raw(&e, "{\"event_id\":\"q8\",\"family\":\"mystery\",\"event_type\":\"x\",\"schema_version\":1,"
+                "\"event_time\":\"2025-01-01T00:00:00Z\",\"received_at\":\"2025-01-01T00:00:01Z\"}");
+    put_raw(&e, "{\"event_id\":\"q9\",\"family\":\"orders\",\"event_type\":\"order_placed\","
+                "\"schema_version\":1,\"event_time\":\"2025-01-01T00:00:00Z\",\"payload\":[1]}");
+    snprintf(ev, sizeof ev, "{\"event_id\":\"ok1\",\"event_type\":\"orders.order_placed\","
+             "\"schema_version\":1,\"event_time\":\"%s\",\"payload\":{\"amount\":2,\"qty\":3,\"zz\":1}}", t);
+    put(&e, "backend", "orders", ev);
+    st_load_stats st = load(&e);
+    assert_int_equal(st.quarantined, 9);
+    assert_int_equal(st.loaded, 1);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *sql = st_sprintf("SELECT reason FROM bronze_quarantine WHERE event_id = 'q%zu'", i + 1);
+        char *r = qstr(&e, sql);
+        if (!r || strcmp(r, cases[i].reason))
+            fail_msg("q%zu: reason '%s', want '%s'", i + 1, r ? r : "(none)", cases[i].reason);
+        st_free(r);
+        st_free(sql);
+    }
+    char *r = qstr(&e, "SELECT reason FROM bronze_quarantine WHERE event_id IS NULL");
+    assert_non_null(strstr(r, "record is not a JSON object"));
+    st_free(r);
+    r = qstr(&e, "SELECT reason FROM bronze_quarantine WHERE event_id = 'q8'");
+    assert_string_equal(r, "unknown event family: mystery.x version 1");
+    st_free(r);
+    r = qstr(&e, "SELECT reason FROM bronze_quarantine WHERE event_id = 'q9'");
+    assert_string_equal(r, "payload: expected an object");
+    st_free(r);
+    /* the schema checked against is named; the raw record is kept encrypted */
+    r = qstr(&e, "SELECT schema_ref FROM bronze_quarantine WHERE event_id = 'q4'");
+    assert_non_null(strstr(r, "orders.order_placed v1"));
+    assert_non_null(strstr(r, "orders.yml"));
+    st_free(r);
+    assert_int_equal(q64(&e, "SELECT count(*) FROM bronze_quarantine WHERE record_enc LIKE 'enc:v1:%'"), 9);
+    r = qstr(&e, "SELECT envelope FROM bronze_quarantine WHERE event_id = 'q4'");
+    assert_non_null(strstr(r, "\"event_type\":\"orders.order_placed\""));
+    assert_null(strstr(r, "payload"));
+    st_free(r);
+    r = qstr(&e, "SELECT _extra FROM bronze_orders WHERE event_id = 'ok1'");
+    assert_string_equal(r, "{\"payload\":{\"zz\":1}}");
+    st_free(r);
+    st_free(f);
+    st_free(sd);
+    env_close(&e);
+}
+
+static void test_replay(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, "loader: {batch_events: 4, dedup_window_days: 0}\n");
+    char t[32], ev[256];
+    now_rfc(-5, t);
+    for (int i = 0; i < 10; i++) {
+        snprintf(ev, sizeof ev, "{\"event_id\":\"r%d\",\"event_type\":\"login\",\"schema_version\":1,"
+                 "\"event_time\":\"%s\"}", i, t);
+        put(&e, "backend", "backend_events", ev);
+    }
+    st_load_stats st = load(&e);
+    assert_int_equal(st.loaded, 10);
+    /* a crash after the commits of the last batch but before the checkpoint
+     * moved, and before the raw table got its commit: put the checkpoint back
+     * and drop the raw table's last commit */
+    st_state *s = NULL;
+    TU_OK(st_state_open(e.cfg->state_path, &s, &tu_err));
+    TU_OK(st_state_exec(s, "UPDATE load_checkpoint SET seq = 8", &tu_err));
+    st_state_close(s);
+    int64_t v = -1;
+    char *raw = st_sprintf("%s/raw/events", e.cfg->lake);
+    TU_OK(st_delta_latest_version(raw, &v, &tu_err));
+    char *last = st_sprintf("%s/_delta_log/%020lld.json", raw, (long long)v);
+    assert_int_equal(remove(last), 0);
+    int64_t raw_before = q64(&e, "SELECT count(*) FROM raw_events");
+    assert_int_equal(raw_before, 8);
+    for (int i = 10; i < 13; i++) {
+        snprintf(ev, sizeof ev, "{\"event_id\":\"r%d\",\"event_type\":\"login\",\"schema_version\":1,"
+                 "\"event_time\":\"%s\"}", i, t);
+        put(&e, "backend", "backend_events", ev);
+    }
+    st = load(&e);
+    /* batch [8,10) again, cut exactly there: bronze skips it by its txn
+     * version (dedup is off here, so only the txn guards), raw writes it;
+     * then [10,13) */
+    assert_int_equal(st.read, 5);
+    assert_int_equal(st.skipped_replay, 1);
+    assert_int_equal(st.duplicates, 0);
+    assert_int_equal(st.loaded, 3);
+    assert_int_equal(q64(&e, "SELECT count(*) FROM bronze_backend_events"), 13);
+    assert_int_equal(q64(&e, "SELECT count(DISTINCT event_id) FROM bronze_backend_events"), 13);
+    assert_int_equal(q64(&e, "SELECT count(*) FROM raw_events"), 13);
+    assert_int_equal(q64(&e, "SELECT count(DISTINCT seq) FROM raw_events"), 13);
+    /* a checkpoint lost entirely: everything is replayed, nothing doubles */
+    TU_OK(st_state_open(e.cfg->state_path, &s, &tu_err));
+    TU_OK(st_state_exec(s, "DELETE FROM load_checkpoint", &tu_err));
+    st_state_close(s);
+    memset(&st, 0, sizeof st);
+    st = load(&e);
+    assert_int_equal(st.read, 13);
+    assert_int_equal(st.skipped_replay, 2);
+    assert_int_equal(q64(&e, "SELECT count(*) FROM bronze_backend_events"), 13);
+    assert_int_equal(q64(&e, "SELECT count(*) FROM raw_events"), 13);
+    st_free(last);
+    st_free(raw);
+    env_close(&e);
+}
+
+static void test_evolution(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, NULL);
+    char *sd = st_path_join(e.dir, "schemas");
+    TU_OK(st_mkdirs(sd, &tu_err));
+    char *f1 = st_path_join(sd, "orders_v1.yml"), *f2 = st_path_join(sd, "orders_v2.yml"),
+         *f3 = st_path_join(sd, "orders_v3.yml");
+    const char *y1 = "family: orders\nevent_type: order_placed\nversion: 1\nfields:\n"
+                     "  amount: {type: double, required: true}\n";
+    const char *y2 = "family: orders\nevent_type: order_placed\nversion: 2\nfields:\n"
+                     "  amount: {type: double, required: true}\n  coupon: string\n";
+    const char *y3 = "family: orders\nevent_type: order_placed\nversion: 3\nfields:\n"
+                     "  amount: {type: long, required: true}\n  coupon: string\n";
+    TU_OK(st_file_write_atomic(f1, y1, strlen(y1), &tu_err));
+    char t[32], ev[300];
+    now_rfc(-5, t);
+    snprintf(ev, sizeof ev, "{\"event_id\":\"v1\",\"event_type\":\"orders.order_placed\",\"schema_version\":1,"
+             "\"event_time\":\"%s\",\"payload\":{\"amount\":1.5,\"coupon\":\"X\"}}", t);
+    put(&e, "backend", "orders", ev);
+    st_load_stats st = load(&e);
+    assert_int_equal(st.loaded, 1);
+    /* coupon is unknown to v1: kept in _extra */
+    char *r = qstr(&e, "SELECT _extra FROM bronze_orders");
+    assert_string_equal(r, "{\"payload\":{\"coupon\":\"X\"}}");
+    st_free(r);
+    TU_OK(st_file_write_atomic(f2, y2, strlen(y2), &tu_err));
+    snprintf(ev, sizeof ev, "{\"event_id\":\"v2\",\"event_type\":\"orders.order_placed\",\"schema_version\":2,"
+             "\"event_time\":\"%s\",\"payload\":{\"amount\":2,\"coupon\":\"SPRING\"}}", t);
+    put(&e, "backend", "orders", ev);
+    st = load(&e);
+    assert_int_equal(st.loaded, 1);
+    r = qstr(&e, "SELECT coupon FROM bronze_orders WHERE event_id = 'v2'");
+    assert_string_equal(r, "SPRING");
+    st_free(r);
+    assert_int_equal(q64(&e, "SELECT count(*) FROM bronze_orders WHERE event_id = 'v1' AND coupon IS NULL"), 1);
+    assert_int_equal(q64(&e, "SELECT count(*) FROM bronze_orders WHERE _extra IS NULL"), 1);
+    /* v3 changes a type: the loader refuses to start and names the field */
+    TU_OK(st_file_write_atomic(f3, y3, strlen(y3), &tu_err));
+    st_loader *l = NULL;
+    st_err err;
+    assert_int_equal(st_loader_open(e.cfg, &l, &err), ST_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "'amount'"));
+    assert_non_null(strstr(err.msg, "orders_v3.yml"));
+    /* editing a registered version is refused too */
+    remove(f3);
+    const char *y2x = "family: orders\nevent_type: order_placed\nversion: 2\nfields:\n"
+                      "  amount: {type: double, required: true}\n  coupon: string\n  note: string\n";
+    TU_OK(st_file_write_atomic(f2, y2x, strlen(y2x), &tu_err));
+    assert_int_equal(st_loader_open(e.cfg, &l, &err), ST_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "changed after it was registered"));
+    st_free(f1);
+    st_free(f2);
+    st_free(f3);
+    st_free(sd);
+    env_close(&e);
+}
+
+static void test_pii_and_erase(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, "pii: {fields: {web_events.title: drop}}\n");
+    char t[32], ev[1024];
+    now_rfc(-5, t);
+    snprintf(ev, sizeof ev,
+             "{\"event_id\":\"p1\",\"event_type\":\"chat\",\"schema_version\":1,\"event_time\":\"%s\","
+             "\"subject_id\":\"alice\",\"payload\":{\"gen_ai.operation.name\":\"chat\","
+             "\"gen_ai.provider.name\":\"openai\",\"gen_ai.usage.input_tokens\":12,"
+             "\"prompt\":\"PROMPT-PLAINTEXT-ALICE\",\"response\":\"RESPONSE-ALICE\","
+             "\"note\":\"write to alice@example.com\"}}", t);
+    put(&e, "llm", "llm_calls", ev);
+    snprintf(ev, sizeof ev,
+             "{\"event_id\":\"p2\",\"event_type\":\"chat\",\"schema_version\":1,\"event_time\":\"%s\","
+             "\"subject_id\":\"bob\",\"payload\":{\"gen_ai.operation.name\":\"chat\","
+             "\"gen_ai.provider.name\":\"openai\",\"prompt\":\"PROMPT-PLAINTEXT-BOB\"}}", t);
+    put(&e, "llm", "llm_calls", ev);
+    snprintf(ev, sizeof ev,
+             "{\"event_id\":\"w1\",\"event_type\":\"page\",\"schema_version\":1,\"event_time\":\"%s\","
+             "\"subject_id\":\"alice\",\"context\":{\"ip\":\"10.1.2.3\",\"page\":{\"title\":\"T\"}},"
+             "\"payload\":{\"properties\":{\"card\":\"4111 1111 1111 1111\"}}}", t);
+    put(&e, "web", "web_events", ev);
+    load(&e);
+    char *r = qstr(&e, "SELECT prompt FROM bronze_llm_calls WHERE event_id = 'p1'");
+    assert_true(!strncmp(r, "enc:v1:", 7));
+    /* the loader's key store decrypts it */
+    st_state *s = NULL;
+    st_keystore *ks = NULL;
+    uint8_t mk[32];
+    TU_OK(st_keystore_master_key(e.cfg->master_key_env, e.cfg->master_key_file, false, mk, &tu_err));
+    TU_OK(st_state_open(e.cfg->state_path, &s, &tu_err));
+    TU_OK(st_keystore_open(s, mk, &ks, &tu_err));
+    st_buf p;
+    st_buf_init(&p, 0);
+    TU_OK(st_keystore_decrypt(ks, "alice", r, &p, &tu_err));
+    assert_string_equal(p.data, "PROMPT-PLAINTEXT-ALICE");
+    char *r2 = qstr(&e, "SELECT _extra FROM bronze_llm_calls WHERE event_id = 'p1'");
+    assert_string_equal(r2, "{\"payload\":{\"note\":\"write to <email>\"}}");
+    st_free(r2);
+    r2 = qstr(&e, "SELECT ip FROM bronze_web_events");
+    assert_int_equal(strlen(r2), 64);
+    st_free(r2);
+    r2 = qstr(&e, "SELECT properties FROM bronze_web_events");
+    assert_string_equal(r2, "{\"card\":\"<card>\"}");
+    st_free(r2);
+    assert_int_equal(q64(&e, "SELECT count(*) FROM bronze_web_events WHERE title IS NULL"), 1);
+    assert_int_equal(q64(&e, "SELECT gen_ai_usage_input_tokens FROM bronze_llm_calls WHERE event_id='p1'"), 12);
+
+    /* erase alice: key gone, rows gone from bronze and raw; bob untouched */
+    int64_t rows = 0;
+    TU_OK(st_load_erase(e.cfg, "alice", &rows, &tu_err));
+    assert_int_equal(rows, 4);   /* llm + web in bronze, two in raw */
+    st_keystore_close(ks);
+    TU_OK(st_keystore_open(s, mk, &ks, &tu_err));
+    st_err err;
+    st_buf_reset(&p);
+    assert_int_equal(st_keystore_decrypt(ks, "alice", r, &p, &err), ST_ERR_NOTFOUND);
+    assert_int_equal(q64(&e, "SELECT count(*) FROM bronze_llm_calls"), 1);
+    assert_int_equal(q64(&e, "SELECT count(*) FROM bronze_web_events"), 0);
+    assert_int_equal(q64(&e, "SELECT count(*) FROM raw_events WHERE subject_id = 'alice'"), 0);
+    /* a later event of the erased subject keeps no encrypted content */
+    snprintf(ev, sizeof ev,
+             "{\"event_id\":\"p3\",\"event_type\":\"chat\",\"schema_version\":1,\"event_time\":\"%s\","
+             "\"subject_id\":\"alice\",\"payload\":{\"gen_ai.operation.name\":\"chat\","
+             "\"gen_ai.provider.name\":\"openai\",\"prompt\":\"AGAIN\"}}", t);
+    put(&e, "llm", "llm_calls", ev);
+    load(&e);
+    assert_int_equal(q64(&e, "SELECT count(*) FROM bronze_llm_calls WHERE event_id='p3' AND prompt IS NULL"), 1);
+    st_buf_free(&p);
+    st_free(r);
+    st_keystore_close(ks);
+    st_state_close(s);
+    env_close(&e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dedup),
+        cmocka_unit_test(test_late),
+        cmocka_unit_test(test_quarantine),
+        cmocka_unit_test(test_replay),
+        cmocka_unit_test(test_evolution),
+        cmocka_unit_test(test_pii_and_erase),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
