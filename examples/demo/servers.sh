@@ -50,6 +50,9 @@ change)
   psql_src -f "$here/seed/changes_portfolio.sql" >/dev/null
   my <"$here/seed/changes_crm.sql"
   ;;
+book)
+  psql_src -f "$here/seed/book_portfolio.sql" >/dev/null
+  ;;
 stop)
   [ -n "$PGBIN" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/pg/data" -m immediate stop >/dev/null 2>&1 || true
   if [ -f "$dir/my/pid" ]; then
@@ -57,5 +60,5 @@ stop)
     i=0; while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
   fi
   ;;
-*) echo "usage: servers.sh check|start|seed|change|stop DIR PGPORT MYPORT" >&2; exit 2 ;;
+*) echo "usage: servers.sh check|start|seed|change|book|stop DIR PGPORT MYPORT" >&2; exit 2 ;;
 esac

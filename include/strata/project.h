@@ -143,6 +143,14 @@ typedef struct st_project {
     st_cfg_doc *doc;       /* strata.yml, NULL for a project built in code */
 } st_project;
 
+/* The top-level keys of strata.yml, NULL-terminated: the union of what every
+ * module reads (project, collector, extractors, loader, silver, gold,
+ * orchestration, lineage).  Each module that checks the top level checks
+ * against this one list, so a file valid for one command is valid for all. */
+extern const char *const st_project_top_keys[];
+/* Refuses top-level keys not in st_project_top_keys ("file:line: key"). */
+st_rc st_project_check_top_keys(const st_cfg *root, st_err *err);
+
 /* Loads the project in dir (strata.yml must exist).  Errors name
  * "file:line: key".  @param[out] out OWNED, st_project_free. */
 st_rc st_project_load(const char *dir, st_project **out, st_err *err);

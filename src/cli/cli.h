@@ -31,6 +31,8 @@ int cmd_backfill(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_schedule(int argc, char **argv);
 int cmd_init(int argc, char **argv);
+int cmd_features(int argc, char **argv); /* cmd_features.c */
+int cmd_gold(int argc, char **argv);
 
 /* Prints "strata: <msg>" to stderr and returns ST_EXIT_ERROR. */
 int cli_fail(const st_err *err);

@@ -24,6 +24,8 @@ static const struct st_cmd commands[] = {
     {"backfill", cmd_backfill, "run a partitioned asset once per partition (resumable)"},
     {"runs", cmd_runs, "list runs; `runs show RUN_ID` for one run"},
     {"schedule", cmd_schedule, "list schedules; --once runs one scheduler tick"},
+    {"features", cmd_features, "build a point-in-time correct training set"},
+    {"gold", cmd_gold, "gold tools: the Power BI semantic model (TMDL)"},
     {"demo", cmd_demo, "run the end-to-end demo"},
 };
 

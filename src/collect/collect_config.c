@@ -27,7 +27,7 @@ typedef struct int_opt {
 } int_opt;
 
 static const int_opt top_ints[] = {
-    {"threads", 16, 1, 256, S_THREADS},
+    {"threads", 64, 1, 256, S_THREADS},
     {"max_body_bytes", 4 << 20, 1024, 1 << 30, S_MAX_BODY},
     {"max_events", 1000, 1, 100000, S_MAX_EVENTS},
     {"max_event_bytes", 256 << 10, 64, 16 << 20, S_MAX_EVENT_BYTES},
@@ -37,7 +37,7 @@ static const int_opt top_ints[] = {
 };
 
 static const int_opt log_ints[] = {
-    {"fsync_ms", 2, 0, 10000, L_FSYNC_MS},
+    {"fsync_ms", 1, 0, 10000, L_FSYNC_MS},
     {"fsync_bytes", 1 << 20, 4096, 1 << 30, L_FSYNC_BYTES},
     {"segment_bytes", 64 << 20, 4096, 1LL << 40, L_SEGMENT_BYTES},
     {"segment_ms", 3600 * 1000, 0, 365LL * 86400 * 1000, L_SEGMENT_MS},

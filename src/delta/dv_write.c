@@ -8,7 +8,7 @@
  * The descriptor uses storage type 'u' (Z85 of the UUID), offset 1.
  * Row-level changes (silver's merge, erasure) use it with st_delta_txn.
  */
-#include "delta/delta_int.h"
+#include "delta/write_int.h"
 
 #include <roaring/roaring.h>
 #include <stdlib.h>
@@ -242,7 +242,9 @@ st_rc st_delta_dv_enable(st_engine *eng, const char *table_path, st_err *err)
         st_delta_txn_abort(t);
         return ST_OK;
     }
-    st_delta_txn_read_predicate(t, NULL);
+    /* not a blind append, but no data read either: concurrent appends
+     * rebase, a concurrent metadata change conflicts */
+    st_deltaw_txn_set_blind(t, false);
     rc = st_delta_txn_set_property(t, "delta.enableDeletionVectors", "true", err);
     if (rc) {
         st_delta_txn_abort(t);

@@ -5,13 +5,11 @@
  * and are never logged.  Run planning is in run.c.
  */
 #include "extract/extract_int.h"
+#include "strata/project.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const project_keys[] = {"name", "lake", "state", "defaults", "collector",
-                                           "sources", "silver", "gold", "models", "schedule",
-                                           "govern", "web", NULL};
 static const char *const source_keys[] = {
     "kind", "dsn", "dsn_env", "dsn_file", "host", "port", "user", "database", "password_env",
     "password_file", "dialect", "compress", "connect_timeout", "read_timeout", "batch_rows",
@@ -376,7 +374,8 @@ st_rc x_project_load(const st_extract_opts *o, x_project **out, st_err *err)
         rc = st_fail(err, ST_ERR_INVALID, "strata.yml: expected a map at the top level");
         goto fail;
     }
-    rc = st_cfg_check_keys(root, project_keys, err);
+    /* one list for the whole project (src/project), not the extractor's view */
+    rc = st_project_check_top_keys(root, err);
     const char *lake = NULL, *state = NULL;
     rc = rc ? rc : st_cfg_get_str(root, "lake", "./lake", &lake, err);
     rc = rc ? rc : st_cfg_get_str(root, "state", "./state.db", &state, err);

@@ -1,5 +1,5 @@
 /*
- * load_int.h - private to src/load: the in-memory event-id sets used for
+ * load_int.h - private to src/load: the on-disk event-id hash runs used for
  * deduplication (dedup.c) and helpers shared by registry.c and loader.c.
  */
 #ifndef ST_LOAD_INT_H
@@ -7,18 +7,25 @@
 
 #include "strata/load.h"
 
-/* Open-addressing set of 64-bit hashes (0 is stored out of band). */
-typedef struct st_idset {
-    uint64_t *slots;
-    size_t cap;          /* power of two */
-    size_t n;
-    bool has_zero;
-} st_idset;
+/* On-disk sorted runs of event-id hashes per event date (dedup.c), one
+ * st_dedup per family rooted at its own directory. */
+typedef struct st_dedup st_dedup;
 
-void st_idset_init(st_idset *s);
-void st_idset_free(st_idset *s);
-bool st_idset_has(const st_idset *s, uint64_t h);
-st_rc st_idset_add(st_idset *s, uint64_t h);
+st_rc st_dedup_open(const char *root, st_dedup **out, st_err *err);
+void st_dedup_close(st_dedup *dd);
+/* Removes every run (after a failed batch or a checkpoint mismatch). */
+st_rc st_dedup_reset(st_dedup *dd, st_err *err);
+/* Maps the runs of a date; *seeded false when it has none yet (the caller
+ * seeds it from bronze with st_dedup_add, possibly with no hashes). */
+st_rc st_dedup_day(st_dedup *dd, int32_t day, bool *seeded, st_err *err);
+/* True when h is in a run of a date opened with st_dedup_day or added to. */
+bool st_dedup_has(st_dedup *dd, int32_t day, uint64_t h);
+/* Adds a run (h is sorted in place) and merges runs of similar size. */
+st_rc st_dedup_add(st_dedup *dd, int32_t day, uint64_t *h, size_t n, st_err *err);
+/* Deletes the runs of dates before oldest. */
+st_rc st_dedup_forget_before(st_dedup *dd, int32_t oldest, st_err *err);
+/* Runs a date holds now (for tests). */
+size_t st_dedup_runs(const st_dedup *dd, int32_t day);
 uint64_t st_id_hash(const char *id, size_t len);
 
 /* A bronze column of a family: name, type, and the DuckDB SQL type. */

@@ -7,7 +7,8 @@
  * registry (registry.c), type-checked, run through the PII policy (pii.c,
  * redact.c) and appended to a DuckDB staging table per target.  Duplicates
  * are dropped within the batch (a map of ids) and against bronze (dedup.c
- * sets per family and event date, a hit confirmed by a query on bronze).
+ * hash runs on disk per family and event date, a hit confirmed by a query
+ * on bronze).
  * Each non-empty target is then committed as one Delta transaction carrying
  * txn(appId "loader", version = sequence number after the batch); the raw
  * table last.  Only then the checkpoint moves in the state database.
@@ -27,8 +28,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define APP_ID "loader"
 #define READ_CHUNK 1024
@@ -55,11 +58,6 @@ static const char *const quarantine_ddl =
     "schema_ref string, envelope string, record_enc string, _batch_id string, "
     "_loaded_at timestamp";
 
-typedef struct dateset {
-    st_idset ids;
-    int32_t day;
-} dateset;
-
 typedef struct pending_id {
     uint64_t h;
     int32_t day;
@@ -74,9 +72,16 @@ typedef struct fam {
     duckdb_appender app;
     size_t n_rows;
     st_map *batch_ids;         /* event_id -> non-NULL, this batch */
-    st_map *dates;             /* "day" -> dateset* */
-    st_buf candidates;         /* SQL list of ids that hit a set */
+    st_dedup *dd;              /* hash runs per event date (dedup.c) */
+    st_buf candidates;         /* SQL list of ids that hit a run */
     size_t n_candidates;
+    int32_t cand_days[16];     /* dates of the candidates, for partition pruning */
+    size_t n_cand_days;        /* > 16: no pruning */
+    int32_t last_day;          /* the date whose runs were mapped last (cache) */
+    bool last_day_ok;
+    const st_schema *plan_s;   /* the schema plan_fld/plan_act were computed for */
+    int *plan_fld;             /* per column: index of s's field, -1 for none */
+    st_pii_action *plan_act;   /* per column: resolved PII action */
     pending_id *pend;          /* ids appended this batch */
     size_t n_pend, cap_pend;
     bool exists;
@@ -91,6 +96,7 @@ struct st_loader {
     fam *fams;
     size_t n_fams;
     char *raw_path, *q_path;
+    char *dedup_root;          /* <state dir>/dedup */
     bool raw_exists, q_exists;
     duckdb_appender raw_app, q_app;
     size_t raw_rows, q_rows;
@@ -263,16 +269,9 @@ static void fam_clear(fam *f)
     if (f->app)
         duckdb_appender_destroy(&f->app);
     st_map_free(f->batch_ids);
-    if (f->dates) {
-        size_t it = 0;
-        const char *k;
-        void *v;
-        while (st_map_next(f->dates, &it, &k, &v)) {
-            st_idset_free(&((dateset *)v)->ids);
-            st_free(v);
-        }
-        st_map_free(f->dates);
-    }
+    st_dedup_close(f->dd);
+    st_free(f->plan_fld);
+    st_free(f->plan_act);
     st_buf_free(&f->candidates);
     st_free(f->pend);
 }
@@ -295,6 +294,7 @@ void st_loader_close(st_loader *l)
     st_state_close(l->state);
     st_free(l->raw_path);
     st_free(l->q_path);
+    st_free(l->dedup_root);
     st_buf_free(&l->a);
     st_buf_free(&l->b);
     st_free(l);
@@ -324,8 +324,9 @@ static st_rc stage_sql(st_loader *l, const char *stage, const char *ddl, st_err 
     return rc;
 }
 
-/* SELECT over a staging table with timestamps as TIMESTAMPTZ. */
-static char *select_of(const char *stage, const char *ddl)
+/* SELECT over a staging table with timestamps as TIMESTAMPTZ and the batch
+ * id (not known while staging) as a constant: cheaper than an UPDATE. */
+static char *select_of(const char *stage, const char *ddl, const char *batch_id)
 {
     st_delta_schema *s = NULL;
     if (ddl_schema(ddl, &s, NULL))
@@ -335,14 +336,65 @@ static char *select_of(const char *stage, const char *ddl)
     st_buf_puts(&b, "SELECT ");
     for (size_t i = 0; i < s->n_fields; i++) {
         const st_dfield *f = &s->fields[i];
-        if (f->type.kind == ST_DT_TIMESTAMP)
-            st_buf_printf(&b, "%s\"%s\"::TIMESTAMPTZ AS \"%s\"", i ? ", " : "", f->name, f->name);
+        if (!strcmp(f->name, "_batch_id"))
+            st_buf_printf(&b, "%s'%s' AS \"_batch_id\"", i ? ", " : "", batch_id);
+        else if (f->type.kind == ST_DT_TIMESTAMP)
+            /* staged values are UTC microseconds: make_timestamptz takes them
+             * as they are, where a cast goes through the ICU calendar (about
+             * 250 ns a value, measured) */
+            st_buf_printf(&b, "%smake_timestamptz(epoch_us(\"%s\")) AS \"%s\"", i ? ", " : "",
+                          f->name, f->name);
         else
             st_buf_printf(&b, "%s\"%s\"", i ? ", " : "", f->name);
     }
     st_buf_printf(&b, " FROM %s", stage);
     st_delta_schema_free(s);
     return st_buf_take(&b);
+}
+
+/* The dedup runs live beside the state database: <state dir>/dedup. */
+static char *dedup_root_of(const char *state_path)
+{
+    const char *slash = strrchr(state_path, '/');
+    if (!slash)
+        return st_strdup("dedup");
+    return st_sprintf("%.*s/dedup", (int)(slash - state_path), state_path);
+}
+
+/* <dedup root>/position says up to which log sequence the runs hold the
+ * committed ids.  Runs are written after the bronze commits and before the
+ * checkpoint, so after a crash in between (or runs of another loader state)
+ * the two differ: then every run is removed and dates reseed from bronze. */
+static st_rc dedup_check_position(st_loader *l, st_err *err)
+{
+    char *p = st_sprintf("%s/position", l->dedup_root);
+    if (!p)
+        return st_fail(err, ST_ERR_NOMEM, "out of memory");
+    char *text = NULL;
+    size_t len = 0;
+    st_err e2;
+    uint64_t pos = 0;
+    if (st_file_read(p, 64, &text, &len, &e2) == ST_OK)
+        pos = strtoull(text, NULL, 10);
+    st_free(text);
+    st_free(p);
+    if (pos == l->position)
+        return ST_OK;
+    st_info("loader: dedup runs hold log position %llu, the checkpoint is %llu: rebuilding "
+            "them from bronze", (unsigned long long)pos, (unsigned long long)l->position);
+    st_rc rc = st_rmtree(l->dedup_root, err);
+    return rc ? rc : st_mkdirs(l->dedup_root, err);
+}
+
+static st_rc dedup_save_position(st_loader *l, uint64_t seq, st_err *err)
+{
+    char *p = st_sprintf("%s/position", l->dedup_root);
+    char v[32];
+    int n = snprintf(v, sizeof v, "%llu\n", (unsigned long long)seq);
+    st_rc rc = p ? st_file_write_atomic(p, v, (size_t)n, err)
+                 : st_fail(err, ST_ERR_NOMEM, "out of memory");
+    st_free(p);
+    return rc;
 }
 
 st_rc st_loader_open(const st_loader_cfg *cfg, st_loader **out, st_err *err)
@@ -379,10 +431,14 @@ st_rc st_loader_open(const st_loader_cfg *cfg, st_loader **out, st_err *err)
         goto fail;
     l->raw_path = st_sprintf("%s/raw/events", cfg->lake);
     l->q_path = st_sprintf("%s/bronze/_quarantine", cfg->lake);
-    if (!l->raw_path || !l->q_path) {
+    l->dedup_root = dedup_root_of(cfg->state_path);
+    if (!l->raw_path || !l->q_path || !l->dedup_root) {
         rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
         goto fail;
     }
+    rc = dedup_check_position(l, err);
+    if (rc)
+        goto fail;
     const char *const *names;
     size_t nf = st_registry_families(l->reg, &names);
     l->fams = st_calloc(nf ? nf : 1, sizeof *l->fams);
@@ -397,16 +453,23 @@ st_rc st_loader_open(const st_loader_cfg *cfg, st_loader **out, st_err *err)
         st_buf_init(&f->candidates, 0);
         f->name = st_strdup(names[i]);
         f->path = st_sprintf("%s/bronze/%s", cfg->lake, names[i]);
-        f->dates = st_map_new();
-        if (!f->name || !f->path || !f->dates) {
+        char *droot = st_sprintf("%s/%s", l->dedup_root, names[i]);
+        if (!f->name || !f->path || !droot) {
+            st_free(droot);
             rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
             goto fail;
         }
+        rc = st_dedup_open(droot, &f->dd, err);
+        st_free(droot);
+        if (rc)
+            goto fail;
         rc = st_registry_columns(l->reg, f->name, &f->cols, &f->n_cols, err);
         if (rc)
             goto fail;
         f->actions = st_calloc(f->n_cols + 1, sizeof *f->actions);
-        if (!f->actions) {
+        f->plan_fld = st_calloc(f->n_cols + 1, sizeof *f->plan_fld);
+        f->plan_act = st_calloc(f->n_cols + 1, sizeof *f->plan_act);
+        if (!f->actions || !f->plan_fld || !f->plan_act) {
             rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
             goto fail;
         }
@@ -649,24 +712,21 @@ static fam *fam_by_name(st_loader *l, const char *name)
     return NULL;
 }
 
-/* Loads the ids of one bronze partition into a new set. */
-static st_rc load_dateset(st_loader *l, fam *f, int32_t day, dateset **out, st_err *err)
+/* Seeds the runs of a date from its bronze partition (one partition-pruned
+ * scan of event_id); a date bronze does not hold yet gets an empty run. */
+static st_rc seed_day(st_loader *l, fam *f, int32_t day, st_err *err)
 {
-    dateset *d = st_calloc(1, sizeof *d);
-    if (!d)
-        return st_fail(err, ST_ERR_NOMEM, "out of memory");
-    st_idset_init(&d->ids);
-    d->day = day;
-    char dk[16];
-    snprintf(dk, sizeof dk, "%d", day);
     st_rc rc = ST_OK;
     st_delta_snapshot *s = NULL;
     char *scan = NULL;
     duckdb_result res;
     bool have_res = false;
+    uint64_t *h = NULL;
+    size_t n = 0, cap = 0;
+    char dt[16];
+    day_text(day, dt);
     if (f->exists) {
-        char dt[16], pred[64];
-        day_text(day, dt);
+        char pred[64];
         snprintf(pred, sizeof pred, "event_date = DATE '%s'", dt);
         rc = st_delta_snapshot_load(l->eng, f->path, -1, &s, err);
         rc = rc ? rc : st_delta_scan_sql(l->eng, s, pred, &scan, err);
@@ -680,35 +740,38 @@ static st_rc load_dateset(st_loader *l, fam *f, int32_t day, dateset **out, st_e
             duckdb_data_chunk ch = duckdb_fetch_chunk(res);
             if (!ch)
                 break;
-            idx_t n = duckdb_data_chunk_get_size(ch);
+            idx_t cn = duckdb_data_chunk_get_size(ch);
             duckdb_vector v = duckdb_data_chunk_get_vector(ch, 0);
             duckdb_string_t *sv = (duckdb_string_t *)duckdb_vector_get_data(v);
             uint64_t *valid = duckdb_vector_get_validity(v);
-            for (idx_t i = 0; rc == ST_OK && i < n; i++) {
-                if (valid && !duckdb_validity_row_is_valid(valid, i))
-                    continue;
-                if (st_idset_add(&d->ids, st_id_hash(duckdb_string_t_data(&sv[i]),
-                                                     duckdb_string_t_length(sv[i]))))
+            if (n + cn > cap) {
+                size_t nc = cap ? cap * 2 : 4096;
+                while (nc < n + cn)
+                    nc *= 2;
+                uint64_t *nh = st_realloc(h, nc * sizeof *nh);
+                if (!nh)
                     rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+                else {
+                    h = nh;
+                    cap = nc;
+                }
             }
+            for (idx_t i = 0; rc == ST_OK && i < cn; i++)
+                if (!valid || duckdb_validity_row_is_valid(valid, i))
+                    h[n++] = st_id_hash(duckdb_string_t_data(&sv[i]),
+                                        duckdb_string_t_length(sv[i]));
             duckdb_destroy_data_chunk(&ch);
         }
-        if (rc)
-            st_err_ctx(err, "dedup: reading event ids of %s, %s", f->path, dt);
     }
     if (have_res)
         duckdb_destroy_result(&res);
+    rc = rc ? rc : st_dedup_add(f->dd, day, h, n, err);
+    if (rc)
+        st_err_ctx(err, "dedup: seeding %s, %s", f->path, dt);
+    st_free(h);
     st_free(scan);
     st_delta_snapshot_free(s);
-    if (rc == ST_OK && st_map_put(f->dates, dk, d, NULL))
-        rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
-    if (rc) {
-        st_idset_free(&d->ids);
-        st_free(d);
-        return rc;
-    }
-    *out = d;
-    return ST_OK;
+    return rc;
 }
 
 /* Converts one field value per its type.  Appends the value (or NULL) to
@@ -955,11 +1018,21 @@ static st_rc bronze_row(st_loader *l, fam *f, const st_schema *s, json_t *rec, c
     json_t *payload = json_object_get(rec, "payload");
     json_t *context = json_object_get(rec, "context");
     char why[256];
+    if (f->plan_s != s) {
+        /* which field feeds each column, and its action: once per schema,
+         * not per event */
+        for (size_t c = 0; c < f->n_cols; c++) {
+            f->plan_fld[c] = -1;
+            for (size_t i = 0; i < s->n_fields; i++)
+                if (!strcmp(s->fields[i].column, f->cols[c].name))
+                    f->plan_fld[c] = (int)i;
+            if (f->plan_fld[c] >= 0)
+                f->plan_act[c] = resolve_action(l->cfg, f->name, &s->fields[f->plan_fld[c]]);
+        }
+        f->plan_s = s;
+    }
     for (size_t c = 0; c < f->n_cols; c++) {
-        const st_sfield *fld = NULL;
-        for (size_t i = 0; i < s->n_fields; i++)
-            if (!strcmp(s->fields[i].column, f->cols[c].name))
-                fld = &s->fields[i];
+        const st_sfield *fld = f->plan_fld[c] >= 0 ? &s->fields[f->plan_fld[c]] : NULL;
         if (!fld) {
             duckdb_append_null(a);
             continue;
@@ -978,7 +1051,7 @@ static st_rc bronze_row(st_loader *l, fam *f, const st_schema *s, json_t *rec, c
             else if (!strncmp(p, "context.", 8))
                 v = lookup(context, p + 8);
         }
-        st_pii_action act = resolve_action(l->cfg, f->name, fld);
+        st_pii_action act = f->plan_act[c];
         st_rc rc = field_value(l, fld, act, v, subject, a, why, sizeof why, err);
         json_decref(tmp);
         if (rc == ST_ERR_ENGINE)
@@ -1051,10 +1124,10 @@ static st_rc one_record(st_loader *l, uint64_t seq, const char *data, size_t len
         st->quarantined++;
         goto out;
     }
-    char ref[300];
-    snprintf(ref, sizeof ref, "%s.%s v%s%s%s", s->family, s->event_type, s->version_text,
-             s->file ? " " : "", s->file ? s->file : " (built-in)");
     if (!validate(s, rec, etype, why, sizeof why)) {
+        char ref[300];
+        snprintf(ref, sizeof ref, "%s.%s v%s%s%s", s->family, s->event_type, s->version_text,
+                 s->file ? " " : "", s->file ? s->file : " (built-in)");
         rc = quarantine(l, seq, data, len, rec, why, ref, err);
         st->quarantined++;
         goto out;
@@ -1072,16 +1145,29 @@ static st_rc one_record(st_loader *l, uint64_t seq, const char *data, size_t len
     uint64_t h = st_id_hash(event_id, strlen(event_id));
     int32_t today = day_of_us(l->now_us);
     if (l->cfg->dedup_window_days > 0 && day >= today - l->cfg->dedup_window_days) {
-        char dk[16];
-        snprintf(dk, sizeof dk, "%d", day);
-        dateset *d = st_map_get(f->dates, dk);
-        if (!d && (rc = load_dateset(l, f, day, &d, err)))
-            goto out;
-        if (st_idset_has(&d->ids, h)) {
+        if (!f->last_day_ok || f->last_day != day) {
+            bool seeded = false;
+            rc = st_dedup_day(f->dd, day, &seeded, err);
+            if (rc == ST_OK && !seeded)
+                rc = seed_day(l, f, day, err);
+            if (rc)
+                goto out;
+            f->last_day = day;
+            f->last_day_ok = true;
+        }
+        if (st_dedup_has(f->dd, day, h)) {
             if (f->n_candidates)
                 st_buf_putc(&f->candidates, ',');
             st_buf_sql_str(&f->candidates, event_id);
             f->n_candidates++;
+            size_t k = 0;
+            while (k < f->n_cand_days && k < 16 && f->cand_days[k] != day)
+                k++;
+            if (k == f->n_cand_days) {
+                if (k < 16)
+                    f->cand_days[k] = day;
+                f->n_cand_days++;
+            }
         }
     }
     if (f->n_pend == f->cap_pend) {
@@ -1130,6 +1216,7 @@ static st_rc begin_batch(st_loader *l, st_err *err)
         f->n_rows = 0;
         f->n_pend = 0;
         f->n_candidates = 0;
+        f->n_cand_days = 0;
         st_buf_reset(&f->candidates);
         st_map_free(f->batch_ids);
         f->batch_ids = st_map_new();
@@ -1163,11 +1250,24 @@ static st_rc confirm_dups(st_loader *l, fam *f, const char *stage, int64_t *n_du
         return ST_OK;
     st_delta_snapshot *s = NULL;
     char *scan = NULL, *q = NULL;
+    /* candidates come from the runs of their own date: scan those partitions */
+    st_buf pred;
+    st_buf_init(&pred, 0);
+    if (f->n_cand_days <= 16) {
+        st_buf_puts(&pred, "event_date IN (");
+        for (size_t i = 0; i < f->n_cand_days; i++) {
+            char dt[16];
+            day_text(f->cand_days[i], dt);
+            st_buf_printf(&pred, "%sDATE '%s'", i ? ", " : "", dt);
+        }
+        st_buf_puts(&pred, ")");
+    }
     st_rc rc = st_delta_snapshot_load(l->eng, f->path, -1, &s, err);
-    rc = rc ? rc : st_delta_scan_sql(l->eng, s, NULL, &scan, err);
+    rc = rc ? rc : st_delta_scan_sql(l->eng, s, pred.len ? pred.data : NULL, &scan, err);
     if (rc == ST_OK) {
         q = st_sprintf("CREATE OR REPLACE TEMP TABLE dup_ids AS SELECT DISTINCT event_id FROM "
-                       "(%s) WHERE event_id IN (%s)", scan, f->candidates.data);
+                       "(%s) WHERE event_id IN (%s)%s%s", scan, f->candidates.data,
+                       pred.len ? " AND " : "", pred.len ? pred.data : "");
         rc = q ? st_engine_exec(l->eng, q, err) : st_fail(err, ST_ERR_NOMEM, "out of memory");
     }
     st_free(q);
@@ -1180,7 +1280,41 @@ static st_rc confirm_dups(st_loader *l, fam *f, const char *stage, int64_t *n_du
     }
     st_free(q);
     st_free(scan);
+    st_buf_free(&pred);
     st_delta_snapshot_free(s);
+    if (rc)
+        st_err_ctx(err, "dedup: bronze.%s", f->name);
+    return rc;
+}
+
+static int cmp_pending(const void *a, const void *b)
+{
+    const pending_id *x = a, *y = b;
+    return x->day != y->day ? (x->day < y->day ? -1 : 1) : (x->h < y->h ? -1 : x->h > y->h);
+}
+
+/* Adds one run per date of the batch's ids (within the window) and forgets
+ * the dates that left the window. */
+static st_rc remember_ids(st_loader *l, fam *f, st_err *err)
+{
+    int32_t oldest = day_of_us(l->now_us) - (int32_t)l->cfg->dedup_window_days;
+    if (f->n_pend > 1)
+        qsort(f->pend, f->n_pend, sizeof *f->pend, cmp_pending);
+    uint64_t *h = f->n_pend ? st_malloc(f->n_pend * sizeof *h) : NULL;
+    if (f->n_pend && !h)
+        return st_fail(err, ST_ERR_NOMEM, "out of memory");
+    st_rc rc = ST_OK;
+    for (size_t i = 0; rc == ST_OK && i < f->n_pend;) {
+        size_t j = i, n = 0;
+        while (j < f->n_pend && f->pend[j].day == f->pend[i].day)
+            h[n++] = f->pend[j++].h;
+        if (l->cfg->dedup_window_days > 0 && f->pend[i].day >= oldest)
+            rc = st_dedup_add(f->dd, f->pend[i].day, h, n, err);
+        i = j;
+    }
+    st_free(h);
+    rc = rc ? rc : st_dedup_forget_before(f->dd, oldest, err);
+    f->last_day_ok = false;
     if (rc)
         st_err_ctx(err, "dedup: bronze.%s", f->name);
     return rc;
@@ -1193,7 +1327,7 @@ static st_rc commit_table(st_loader *l, const char *path, const char *stage, con
     st_rc rc = ensure_table(path, ddl, name, part, exists, err);
     if (rc)
         return rc;
-    char *sel = select_of(stage, ddl);
+    char *sel = select_of(stage, ddl, l->batch_id);
     if (!sel)
         return st_fail(err, ST_ERR_NOMEM, "out of memory");
     st_delta_write_opts o = {.mode = ST_DELTA_APPEND, .merge_schema = true, .app_id = APP_ID,
@@ -1282,10 +1416,6 @@ st_rc st_loader_step(st_loader *l, st_load_stats *stats, size_t *out_n, st_err *
         if (!f->n_rows)
             continue;
         snprintf(stage, sizeof stage, "stage_f%zu", i);
-        /* the batch id was not known while staging: set it now */
-        char *q = st_sprintf("UPDATE %s SET _batch_id = '%s'", stage, l->batch_id);
-        rc = q ? st_engine_exec(l->eng, q, err) : st_fail(err, ST_ERR_NOMEM, "out of memory");
-        st_free(q);
         int64_t dups = 0, rows = 0;
         rc = rc ? rc : confirm_dups(l, f, stage, &dups, err);
         st->duplicates += dups;
@@ -1301,53 +1431,23 @@ st_rc st_loader_step(st_loader *l, st_load_stats *stats, size_t *out_n, st_err *
         st_free(name);
     }
     if (rc == ST_OK && l->q_rows) {
-        char *q = st_sprintf("UPDATE stage_q SET _batch_id = '%s'", l->batch_id);
-        rc = q ? st_engine_exec(l->eng, q, err) : st_fail(err, ST_ERR_NOMEM, "out of memory");
-        st_free(q);
-        rc = rc ? rc : commit_table(l, l->q_path, "stage_q", quarantine_ddl, "bronze._quarantine",
+        rc = commit_table(l, l->q_path, "stage_q", quarantine_ddl, "bronze._quarantine",
                                     "received_date", &l->q_exists, next, st, NULL, err);
     }
     if (rc == ST_OK && l->raw_rows) {
-        char *q = st_sprintf("UPDATE stage_raw SET _batch_id = '%s'", l->batch_id);
-        rc = q ? st_engine_exec(l->eng, q, err) : st_fail(err, ST_ERR_NOMEM, "out of memory");
-        st_free(q);
-        rc = rc ? rc : commit_table(l, l->raw_path, "stage_raw", raw_ddl, "raw.events",
+        rc = commit_table(l, l->raw_path, "stage_raw", raw_ddl, "raw.events",
                                     "received_date", &l->raw_exists, next, st, NULL, err);
     }
     int64_t t_committed = st_mono_ns();
+    /* committed: remember the ids for later batches, then the checkpoint */
+    for (size_t i = 0; rc == ST_OK && i < l->n_fams; i++)
+        rc = remember_ids(l, &l->fams[i], err);
+    rc = rc ? rc : dedup_save_position(l, next, err);
     rc = rc ? rc : save_checkpoint(l, next, err);
     if (rc)
         goto out;
-    /* committed: remember the ids for later batches */
-    for (size_t i = 0; i < l->n_fams; i++) {
-        fam *f = &l->fams[i];
-        for (size_t k = 0; k < f->n_pend; k++) {
-            char dk[16];
-            snprintf(dk, sizeof dk, "%d", f->pend[k].day);
-            dateset *d = st_map_get(f->dates, dk);
-            if (d && st_idset_add(&d->ids, f->pend[k].h)) {
-                rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
-                goto out;
-            }
-        }
-        /* forget the dates that left the window */
-        int32_t oldest = day_of_us(l->now_us) - (int32_t)l->cfg->dedup_window_days;
-        size_t it = 0;
-        const char *k;
-        void *v;
-        char gone[64][16];
-        size_t n_gone = 0;
-        while (n_gone < 64 && st_map_next(f->dates, &it, &k, &v))
-            if (((dateset *)v)->day < oldest)
-                snprintf(gone[n_gone++], 16, "%s", k);
-        for (size_t g = 0; g < n_gone; g++) {
-            dateset *d = st_map_del(f->dates, gone[g]);
-            st_idset_free(&d->ids);
-            st_free(d);
-        }
-    }
     st_debug("loader: batch %s: %zu records, staged in %.0f ms, committed in %.0f ms, "
-             "dedup sets %.0f ms", l->batch_id, n_read, (double)(t_staged - t_begin) / 1e6,
+             "dedup runs and checkpoint %.0f ms", l->batch_id, n_read, (double)(t_staged - t_begin) / 1e6,
              (double)(t_committed - t_staged) / 1e6, (double)(st_mono_ns() - t_committed) / 1e6);
     l->position = next;
     if (l->replay_end && l->position >= l->replay_end)
@@ -1365,21 +1465,17 @@ out:
         st_err e2;
         if (st_evlog_reader_open_seq(l->cfg->log_dir, l->position, &l->reader, &e2))
             st_warn("loader: reopening the event log: %s", e2.msg);
+        /* a partial commit changed bronze behind the runs: rebuild them */
         for (size_t i = 0; i < l->n_fams; i++) {
-            /* the sets may hold ids of the failed batch? no: ids are added
-             * only after commit; but a partial commit changed bronze, so
-             * reload the sets lazily */
-            fam *f = &l->fams[i];
-            size_t it = 0;
-            const char *k;
-            void *v;
-            while (st_map_next(f->dates, &it, &k, &v)) {
-                st_idset_free(&((dateset *)v)->ids);
-                st_free(v);
-            }
-            st_map_free(f->dates);
-            f->dates = st_map_new();
+            st_err e4;
+            l->fams[i].last_day_ok = false;
+            if (st_dedup_reset(l->fams[i].dd, &e4))
+                st_warn("loader: resetting the dedup runs: %s", e4.msg);
         }
+        char *pp = st_sprintf("%s/position", l->dedup_root);
+        if (pp)
+            unlink(pp);
+        st_free(pp);
         uint64_t replay = 0, v = 0;
         st_err e3;
         for (size_t i = 0; i < l->n_fams; i++)

@@ -2,7 +2,8 @@
  * asset.c - one attempt of one asset: mounting its inputs as views in the
  * worker's engine, then the body of its kind.
  *   EXTRACT  st_extract_run on "source.table"
- *   SILVER   st_silver_run on the entity (same as `strata silver run`)
+ *   SILVER   st_silver_run on the entity, or st_silver_fact_run for a
+ *            `kind: fact` declaration (same as `strata silver run`)
  *   GOLD     render the SQL, compute it into a temp table, run the checks
  *            on it, and only then write it in one Delta commit (full
  *            overwrite, or replace_where on the partitions it covers)
@@ -463,13 +464,42 @@ static st_rc post_checks(st_orch *o, st_asset_ctx *ctx, st_err *err)
     return rc;
 }
 
+/* A `kind: fact` declaration: st_silver_fact_run (conform, link, quarantine). */
+static st_rc exec_silver_fact(st_orch *o, st_asset_ctx *ctx, st_err *err)
+{
+    const st_asset_def *a = ctx->asset;
+    st_silver_fact *f = NULL;
+    st_silver_fact_stats st;
+    memset(&st, 0, sizeof st);
+    st_rc rc = st_silver_fact_load(o->p->dir, a->name, &f, err);
+    rc = rc ? rc : st_silver_fact_run(ctx->eng, o->p->lake, f, &st, err);
+    st_silver_fact_free(f);
+    if (rc)
+        return rc;
+    ctx->rows = st.rows_ok;
+    char *path = st_project_table_path(o->p, a->key);
+    if (path)
+        st_delta_latest_version(path, &ctx->version, NULL);
+    st_free(path);
+    st_asset_log(ctx, "%s: bronze version %lld, %lld rows in, %lld conformed, %lld quarantined",
+                 st.skipped ? "up to date" : "conformed", (long long)st.source_version,
+                 (long long)st.rows_in, (long long)st.rows_ok, (long long)st.rows_quarantined);
+    return post_checks(o, ctx, err);
+}
+
 static st_rc exec_silver(st_orch *o, st_asset_ctx *ctx, st_err *err)
 {
     const st_asset_def *a = ctx->asset;
+    bool is_fact = false;
+    st_rc rc = st_silver_is_fact(o->p->dir, a->name, &is_fact, err);
+    if (rc)
+        return rc;
+    if (is_fact)
+        return exec_silver_fact(o, ctx, err);
     st_silver_entity *ent = NULL;
     st_silver_stats st;
     memset(&st, 0, sizeof st);
-    st_rc rc = st_silver_entity_load(o->p->dir, a->name, &ent, err);
+    rc = st_silver_entity_load(o->p->dir, a->name, &ent, err);
     rc = rc ? rc : st_silver_run(ctx->eng, o->p->lake, ent, &st, err);
     st_silver_entity_free(ent);
     if (rc)

@@ -519,6 +519,19 @@ static st_rc add_silver(st_project *p, const char *name, const st_cfg *decl, st_
         rc = st_cfg_fail(decl, err, ST_ERR_INVALID, "silver entity %s: missing `from:`", name);
     if (rc == ST_OK && strchr(from, '.') && from[0] != '.' && from[0] != '/' && !strchr(from, '/'))
         rc = strv_push(&a->deps, &a->n_deps, from) ? st_fail(err, ST_ERR_NOMEM, "silver") : ST_OK;
+    /* a fact links rows to a dimension's versions, so it runs after it */
+    const char *kind = NULL, *dim = NULL;
+    rc = rc ? rc : st_cfg_get_str(decl, "kind", NULL, &kind, err);
+    const st_cfg *link = rc == ST_OK && kind && !strcmp(kind, "fact") ? st_cfg_get(decl, "link")
+                                                                      : NULL;
+    if (link && st_cfg_kind_of(link) == ST_CFG_MAP)
+        rc = st_cfg_get_str(link, "dimension", NULL, &dim, err);
+    if (rc == ST_OK && dim && *dim) {
+        char *dk = strchr(dim, '.') ? st_strdup(dim) : st_sprintf("silver.%s", dim);
+        rc = dk && !strv_push(&a->deps, &a->n_deps, dk) ? ST_OK
+                                                         : st_fail(err, ST_ERR_NOMEM, "silver");
+        st_free(dk);
+    }
     const char *desc = NULL;
     rc = rc ? rc : st_cfg_get_str(decl, "description", NULL, &desc, err);
     if (rc == ST_OK && desc)
@@ -787,6 +800,16 @@ static st_rc load_settings(st_project *p, const st_cfg *root, st_err *err)
     return rc;
 }
 
+const char *const st_project_top_keys[] = {
+    "name",     "lake",     "state",  "defaults",      "collector", "sources",
+    "silver",   "gold",     "models", "schedule",      "lineage",   "orchestration",
+    "loader",   "pii",      "schemas", "govern",       "web",       NULL};
+
+st_rc st_project_check_top_keys(const st_cfg *root, st_err *err)
+{
+    return st_cfg_check_keys(root, st_project_top_keys, err);
+}
+
 st_rc st_project_load(const char *dir, st_project **out, st_err *err)
 {
     st_project *p = NULL;
@@ -808,6 +831,9 @@ st_rc st_project_load(const char *dir, st_project **out, st_err *err)
         rc = st_fail(err, ST_ERR_INVALID, "%s: expected a map at the top level", yml);
         goto fail;
     }
+    rc = st_project_check_top_keys(root, err);
+    if (rc)
+        goto fail;
     const char *s = NULL;
     rc = st_cfg_get_str(root, "name", "strata", &s, err);
     rc = rc ? rc : set_str(&p->name, s, err);

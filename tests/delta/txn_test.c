@@ -273,6 +273,10 @@ static void test_same_path_dv(void **state)
 {
     (void)state;
     char *t = mk_table("dvsame", true);
+    st_delta_txn *cx = NULL;
+    TU_OK(st_delta_txn_begin(eng, t, NULL, "SET TBLPROPERTIES", &cx, &tu_err));
+    TU_OK(st_delta_txn_set_property(cx, "delta.enableChangeDataFeed", "true", &tu_err));
+    TU_OK(st_delta_txn_commit(cx, NULL, &tu_err));
     TU_OK(st_delta_dv_enable(eng, t, &tu_err));
     st_delta_snapshot *s = NULL;
     TU_OK(st_delta_snapshot_load(eng, t, -1, &s, &tu_err));
@@ -290,6 +294,16 @@ static void test_same_path_dv(void **state)
     assert_true(fa->has_dv);
     assert_int_equal(fa->dv.cardinality, 1);
     assert_int_equal(live_rows(t), 7);
+    /* the change feed pairs the remove and add of the path: one delete */
+    char *cdf = NULL;
+    TU_OK(st_delta_changes_sql(eng, t, s->version, s->version, &cdf, &tu_err));
+    char *q = st_sprintf("SELECT count(*) FILTER (WHERE _change_type = 'delete' AND id = 1) * 10 "
+                         "+ count(*) FROM (%s)", cdf);
+    int64_t got = -1;
+    TU_OK(st_engine_query_i64(eng, q, &got, &tu_err));
+    assert_int_equal(got, 11);
+    st_free(q);
+    st_free(cdf);
     /* a second update replaces the DV (remove with the old DV id) */
     uint64_t p2[] = {3};
     TU_OK(dv_update(t, s, fa, p2, 1, NULL));

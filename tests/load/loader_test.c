@@ -200,6 +200,23 @@ static void test_dedup(void **state)
     assert_int_equal(st.duplicates, 1);
     assert_int_equal(st.loaded, 1);
     assert_int_equal(q64(&e, "SELECT count(*) FROM bronze_backend_events"), 5);
+    /* the ids are kept as hash runs beside the state database, not in memory */
+    char *sd = st_strdup(e.cfg->state_path);
+    *strrchr(sd, '/') = 0;
+    char *runs = st_sprintf("%s/dedup/backend_events", sd);
+    char *pos = st_sprintf("%s/dedup/position", sd);
+    assert_true(st_is_dir(runs));
+    /* runs that do not match the checkpoint are rebuilt from bronze */
+    TU_OK(st_file_write_atomic(pos, "1\n", 2, &tu_err));
+    snprintf(ev, sizeof ev, BK("b5", 10), t);
+    put(&e, "backend", "backend_events", ev);
+    st = load(&e);
+    assert_int_equal(st.duplicates, 1);
+    assert_int_equal(st.loaded, 0);
+    assert_int_equal(q64(&e, "SELECT count(*) FROM bronze_backend_events"), 5);
+    st_free(sd);
+    st_free(runs);
+    st_free(pos);
     /* the same id in another family is another event */
     snprintf(ev, sizeof ev, "{\"event_id\":\"b1\",\"event_type\":\"page\",\"schema_version\":1,"
              "\"event_time\":\"%s\"}", t);

@@ -1,7 +1,7 @@
 -- Second round of source changes (PostgreSQL): an account changes product
--- and one is closed, one transaction is corrected, and new transactions are
--- booked "now", after the CRM changes below, so they resolve to the new
--- customer versions.
+-- and one is closed, an entity is renamed, one transaction is corrected and
+-- a few are booked now, before the CRM changes have been extracted (so they
+-- still resolve to the customers' first versions).
 UPDATE core.accounts SET product = 'fund', updated_at = now() WHERE account_id = 1001;
 UPDATE core.accounts SET status = 'closed', updated_at = now() WHERE account_id = 1002;
 UPDATE core.entities SET name = name || ' (renamed)', updated_at = now() WHERE entity_id = 'de-fund-a';
