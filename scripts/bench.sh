@@ -48,7 +48,17 @@ echo "bench: extraction (PostgreSQL, MariaDB, hashdiff) ..." >&2
 STRATA_BIN="$ROOT/build/strata" "$ROOT/bench/extract_bench.sh" "${BENCH_EXTRACT_ROWS:-$ROWS}" | tee -a "$OUT" >&2 || echo "bench: extraction failed" >&2
 run silver "$B/silver_bench" all "$WORK/silver" "${BENCH_SILVER_ROWS:-$ROWS}"
 run loader "$B/loader_bench" 200000
+run loader-dedup "$B/loader_bench" dedup 20000000 50000
+echo "bench: loader freshness at 5K events/s ..." >&2
+STRATA_BIN="$ROOT/build/strata" EVLOAD="$B/evload_bench" "$ROOT/bench/freshness_bench.sh" 5000 30 | grep "^loader-freshness" | tee -a "$OUT" >&2 || echo "bench: freshness failed" >&2
 run orch "$B/orch_bench" "$WORK/orch" 200 1000
+
+echo "bench: end-to-end demo ..." >&2
+demo_start=$(date +%s.%N)
+"$ROOT/build/strata" demo > "$WORK/demo.txt" 2>&1 || echo "bench: demo failed" >&2
+demo_wall=$(awk -v a="$demo_start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b-a}')
+DEMO_TIME=$(grep -E "^ *time: |asset time per layer" "$WORK/demo.txt" | sed 's/^ *//')
+echo "demo wall_s=$demo_wall" | tee -a "$OUT" >&2
 
 # Collector (issue: streaming ingestion).  The server runs with durable
 # group commit (the answer waits for the fsync) on a loopback port; nginx
@@ -181,9 +191,37 @@ See the raw lines below for every field; the headline ratios:
 | MariaDB to bronze (rows/s) | $(val extract-mysql rows_per_s) | \`mariadb -e SELECT > /dev/null\`: $(val extract-mysql mariadb_rows_per_s) | $(val extract-mysql ratio) | >= 0.7 |
 | hashdiff, 1% changed (s) | $(val extract-hashdiff seconds) | | | report |
 | silver SCD2 batch, 1% keys changed, 0.1% late (s) | $(val silver strata_s) | full recompute, same output: $(val silver full_s); lean: $(val silver full_lean_s) | $(val silver speedup) / $(val silver speedup_lean) | >= 5x, <= 10 s |
-| loader raw -> bronze (events/s) | $(val loader events_per_s) | | | >= 200,000 |
+| loader raw -> bronze (events/s) | $(val loader events_per_s) | | | >= 200,000 (not met) |
+| freshness at 5K events/s, POST to queryable in bronze, p95 (s) | $(val loader-freshness p95_s) | | | <= 10 |
 | orchestration overhead per empty asset (ms) | $(val orch overhead_ms_per_asset) | | | <= 50 |
 | planning a 1,000-asset DAG (ms) | $(val orch plan_total_ms) | | | <= 1000 |
+
+## End-to-end demo
+
+\`strata demo\` at its default size (sample servers started and stopped by the
+demo itself): $(val demo wall_s) s wall.
+
+\`\`\`
+$DEMO_TIME
+\`\`\`
+
+## Notes on the figures
+
+- Append: Strata's write is DuckDB's own \`COPY (SELECT ...) TO parquet\` plus
+  a log commit, so the ratio is about 1; it comes out above 1 here because
+  the baseline copies the whole table with insertion order preserved while
+  Strata's SELECT lists the columns, and because the machine is shared.
+- Silver: two baselines run in the same process. "Same output" recomputes
+  the whole history with window functions *and* the columns silver carries
+  (dedupe, surrogate keys, row hashes), then overwrites; "lean" computes
+  only the windowed intervals and overwrites. Strata's run time is stable
+  (1.1-1.6 s); the lean baseline's speed-up has ranged 3.6x-5.7x across runs,
+  so the 5x target against it is not reliably met.
+- Loader: below its target; the profile is JSON tree parsing (jansson) and
+  per-value appends (src/load/README.md).
+- Collector, single events: every answer waits for an fsync (durable by
+  default); with 32 connections that bounds requests/s far below nginx's
+  \`return 204;\`, which does no I/O.
 
 Raw result lines:
 

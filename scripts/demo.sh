@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main command: installs what is missing, builds, and runs the demo.
-# Extra arguments go to `strata demo` (e.g. --rows 1000000, --lake DIR).
+# Extra arguments go to `strata demo` (see `build/strata demo --help`).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh"
