@@ -21,7 +21,7 @@ PKGS=(
   libmicrohttpd-dev librdkafka-dev libpcre2-dev libssl-dev
   libpq-dev postgresql libmariadb-dev mariadb-server mariadb-client
   unixodbc unixodbc-dev odbc-postgresql odbc-mariadb
-  procps psmisc
+  procps psmisc sqlite3
 )
 if [[ "${1:-}" == "--bench" ]]; then
   PKGS+=(wrk nginx-light hyperfine time)
