@@ -117,6 +117,16 @@ static void print_summary(const st_run_summary *s)
     printf("details: strata runs show %s\n", s->run_id);
 }
 
+/* --select and positional assets together form one union expression. */
+static void selection(const args *a, st_buf *sel)
+{
+    st_buf_init(sel, 0);
+    if (a->select)
+        st_buf_puts(sel, a->select);
+    for (int i = 0; i < a->n_pos; i++)
+        st_buf_printf(sel, "%s%s", sel->len ? " " : "", a->pos[i]);
+}
+
 int cmd_run(int argc, char **argv)
 {
     args a;
@@ -134,11 +144,7 @@ int cmd_run(int argc, char **argv)
         return ST_EXIT_OK;
     }
     st_buf sel;
-    st_buf_init(&sel, 0);
-    if (a.select)
-        st_buf_puts(&sel, a.select);
-    for (int i = 0; i < a.n_pos; i++)
-        st_buf_printf(&sel, "%s%s", sel.len ? " " : "", a.pos[i]);
+    selection(&a, &sel);
     st_err err;
     st_err_clear(&err);
     st_project *p = NULL;
@@ -179,11 +185,7 @@ int cmd_plan(int argc, char **argv)
         return ST_EXIT_OK;
     }
     st_buf sel;
-    st_buf_init(&sel, 0);
-    if (a.select)
-        st_buf_puts(&sel, a.select);
-    for (int i = 0; i < a.n_pos; i++)
-        st_buf_printf(&sel, "%s%s", sel.len ? " " : "", a.pos[i]);
+    selection(&a, &sel);
     st_err err;
     st_err_clear(&err);
     st_project *p = NULL;

@@ -53,38 +53,9 @@ static void write_cfg(server *s, int fsync_ms)
 
 static void start(server *s)
 {
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(p[1], 1);
-        close(p[0]);
-        close(p[1]);
-        execl(tu_strata_bin(), "strata", "serve", "--config", s->cfg, (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    char line[256];
-    size_t n = 0;
-    struct pollfd pf = {p[0], POLLIN, 0};
-    int64_t deadline = st_now_ms() + 20000;
-    while (n < sizeof line - 1 && st_now_ms() < deadline) {
-        if (poll(&pf, 1, 200) <= 0)
-            continue;
-        ssize_t r = read(p[0], line + n, 1);
-        if (r <= 0)
-            break;
-        if (line[n] == '\n')
-            break;
-        n++;
-    }
-    line[n] = '\0';
-    close(p[0]);
-    if (sscanf(line, "listening on 127.0.0.1:%d", &s->port) != 1)
-        fail_msg("strata serve did not start: '%s'", line);
-    s->pid = pid;
-    live_pid = pid;
+    const char *const args[] = {"--config", s->cfg, NULL};
+    s->pid = tu_serve_start(args, 20000, &s->port);
+    live_pid = s->pid;
 }
 
 static int stop(server *s, int sig)

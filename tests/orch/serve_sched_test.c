@@ -34,36 +34,9 @@ static void write_file(const char *dir, const char *rel, const char *text)
  * printed its listening line. */
 static pid_t serve(const char *dir)
 {
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(p[1], 1);
-        close(p[0]);
-        close(p[1]);
-        execl(tu_strata_bin(), "strata", "serve", "--project", dir, "--listen", "127.0.0.1:0",
-              "--tick-ms", "200", (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
+    const char *const args[] = {"--project", dir, "--listen", "127.0.0.1:0", "--tick-ms", "200", NULL};
+    pid_t pid = tu_serve_start(args, 20000, NULL);
     live_pid = pid;
-    char line[256];
-    size_t n = 0;
-    struct pollfd pf = {p[0], POLLIN, 0};
-    int64_t deadline = st_now_ms() + 20000;
-    while (n < sizeof line - 1 && st_now_ms() < deadline) {
-        if (poll(&pf, 1, 200) <= 0)
-            continue;
-        ssize_t r = read(p[0], line + n, 1);
-        if (r <= 0 || line[n] == '\n')
-            break;
-        n++;
-    }
-    line[n] = '\0';
-    close(p[0]);
-    if (!strstr(line, "listening on"))
-        fail_msg("strata serve did not start: '%s'", line);
     return pid;
 }
 

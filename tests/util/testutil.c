@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 st_err tu_err;
 
@@ -75,4 +78,50 @@ st_engine *tu_engine(void)
     if (st_engine_open(&o, &e, &tu_err) != ST_OK)
         fail_msg("engine open: %s", tu_err.msg);
     return e;
+}
+
+int tu_serve_start(const char *const *args, int timeout_ms, int *out_port)
+{
+    const char *argv[32] = {"strata", "serve"};
+    int k = 2;
+    for (int i = 0; args[i] && k < 31; i++)
+        argv[k++] = args[i];
+    argv[k] = NULL;
+    int p[2];
+    if (pipe(p) != 0)
+        fail_msg("pipe failed");
+    pid_t pid = fork();
+    if (pid < 0)
+        fail_msg("fork failed");
+    if (pid == 0) {
+        dup2(p[1], 1);
+        close(p[0]);
+        close(p[1]);
+        execv(tu_strata_bin(), (char *const *)argv);
+        _exit(127);
+    }
+    close(p[1]);
+    char line[256];
+    size_t n = 0;
+    struct pollfd pf = {p[0], POLLIN, 0};
+    int64_t deadline = st_now_ms() + timeout_ms;
+    while (n < sizeof line - 1 && st_now_ms() < deadline) {
+        if (poll(&pf, 1, 200) <= 0)
+            continue;
+        ssize_t r = read(p[0], line + n, 1);
+        if (r <= 0 || line[n] == '\n')
+            break;
+        n++;
+    }
+    line[n] = '\0';
+    close(p[0]);
+    int port = 0;
+    if (sscanf(line, "listening on 127.0.0.1:%d", &port) != 1) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        fail_msg("strata serve did not start: '%s'", line);
+    }
+    if (out_port)
+        *out_port = port;
+    return pid;
 }

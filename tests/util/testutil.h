@@ -24,6 +24,11 @@ const char *tu_strata_bin(void);
 /* Runs a shell command, capturing stdout (OWNED *out, may be NULL) and
  * returning the exit status (or -1). */
 int tu_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Starts `strata serve ARGS...` (args: NULL-terminated, after "serve"),
+ * waits up to timeout_ms for its "listening on 127.0.0.1:PORT" line and
+ * returns the child's pid, storing the port in *out_port (may be NULL).
+ * Fails the test when the server does not come up. */
+int tu_serve_start(const char *const *args, int timeout_ms, int *out_port);
 /* Opens an in-memory engine or fails the test. */
 st_engine *tu_engine(void);
 /* Fails the test with err's message when rc != ST_OK. */
