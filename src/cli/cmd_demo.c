@@ -315,6 +315,71 @@ static int servers(demo *d, const char *what)
     return rc;
 }
 
+/* A process that outlives the demo only to clean up after it.  It holds the
+ * read end of a pipe whose write end only the demo has (close-on-exec, so no
+ * server inherits it).  A clean finish writes one byte and the watchdog just
+ * exits; end of file means the demo died (Ctrl-C, kill, a crash), and the
+ * watchdog then stops the sample servers and removes their data.  It runs
+ * in its own session so the terminal's Ctrl-C does not reach it. */
+static int watchdog_start(demo *d, pid_t *out_pid)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return -1;
+    char *script = st_path_join(d->proj, "servers.sh");
+    char pg[16], my[16];
+    snprintf(pg, sizeof pg, "%d", d->pg_port);
+    snprintf(my, sizeof my, "%d", d->my_port);
+    fflush(NULL);
+    pid_t pid = script ? fork() : -1;
+    if (pid == 0) {
+        setsid();
+        signal(SIGINT, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);
+        close(fds[1]);
+        char c;
+        ssize_t n;
+        do
+            n = read(fds[0], &c, 1);
+        while (n < 0 && errno == EINTR);
+        if (n == 1)
+            _exit(0);
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+            dup2(null, 0);
+            dup2(null, 1);
+            dup2(null, 2);
+        }
+        /* exec at once: the demo has threads, so nothing that may allocate
+         * runs in this forked copy */
+        execlp("sh", "sh", "-c", "sh \"$0\" stop \"$1\" \"$2\" \"$3\"; rm -rf \"$1\"", script,
+               d->srv, pg, my, (char *)NULL);
+        _exit(0);
+    }
+    st_free(script);
+    close(fds[0]);
+    if (pid < 0) {
+        close(fds[1]);
+        return -1;
+    }
+    *out_pid = pid;
+    return fds[1];
+}
+
+/* The demo cleaned up itself: release the watchdog. */
+static void watchdog_release(int fd, pid_t pid)
+{
+    if (fd < 0)
+        return;
+    ssize_t n;
+    do
+        n = write(fd, "x", 1);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    int status;
+    waitpid(pid, &status, 0);
+}
+
 static char *replace_all(const char *s, const char *from, const char *to)
 {
     st_buf b;
@@ -661,6 +726,8 @@ int cmd_demo(int argc, char **argv)
     memset(&d, 0, sizeof d);
     int ret = ST_EXIT_ERROR;
     bool started = false;
+    int guard_fd = -1;
+    pid_t guard_pid = -1;
     int64_t t0 = st_now_ms();
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -747,6 +814,7 @@ int cmd_demo(int argc, char **argv)
                getuid() ? "not root" : "postgresql or mariadb-server missing", d.work);
     else {
         started = true;
+        guard_fd = watchdog_start(&d, &guard_pid);
         if (servers(&d, "start") != 0 || servers(&d, "seed") != 0)
             printf("   FAILED to start or seed the databases (see %s/servers.log); "
                    "going on without them\n", d.work);
@@ -754,8 +822,8 @@ int cmd_demo(int argc, char **argv)
             d.have_db = true;
             printf("   PostgreSQL 127.0.0.1:%d: core.entities (10 funds in DE, FR, LU, GB), "
                    "core.accounts, core.transactions\n   MariaDB    127.0.0.1:%d: "
-                   "crm.customers\n   (data in %s; if the demo is interrupted: "
-                   "sh %s/servers.sh stop %s)\n", d.pg_port, d.my_port, d.srv, d.proj, d.srv);
+                   "crm.customers\n   (data in %s; stopped and removed at the end, also if the demo is "
+                   "interrupted)\n", d.pg_port, d.my_port, d.srv);
         }
     }
 
@@ -802,6 +870,7 @@ done:
     }
     if (d.srv)
         st_rmtree(d.srv, NULL);
+    watchdog_release(guard_fd, guard_pid);
     st_replay_srv_stop(d.ecb);
     st_replay_srv_stop(d.wb);
     if (ret)

@@ -160,7 +160,21 @@ static st_rc run_checks(st_orch *o, st_asset_ctx *ctx, const char *rel, size_t *
     const st_asset_def *a = ctx->asset;
     st_check_result *res = NULL;
     size_t n_err = 0;
-    st_rc rc = st_quality_run(ctx->eng, a, rel, &res, &n_err, err);
+    st_rc rc = ST_OK;
+    /* a relationships check reads its target under its layer.name; the DAG
+     * made it an upstream, so it is mounted here whether or not the model's
+     * SQL reads it */
+    for (size_t i = 0; rc == ST_OK && i < a->n_checks; i++) {
+        const st_check *c = &a->checks[i];
+        bool exists = false;
+        if (c->kind != ST_CHECK_RELATIONSHIPS || !strcmp(c->to, a->key))
+            continue;
+        rc = orch_mount(o, ctx->eng, c->to, &exists, err);
+        if (rc == ST_OK && !exists)
+            rc = st_fail(err, ST_ERR_NOTFOUND, "%s: check %s reads %s, which has no table yet",
+                         a->key, c->name, c->to);
+    }
+    rc = rc ? rc : st_quality_run(ctx->eng, a, rel, &res, &n_err, err);
     if (rc)
         return rc;
     st_buf names;

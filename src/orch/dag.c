@@ -57,6 +57,12 @@ static const st_asset_def *resolve_dep(const st_project *p, st_asset_def **extra
     return NULL;
 }
 
+/* The table a relationships check reads, or NULL for other kinds. */
+static const char *check_target(const st_asset_def *a, size_t k)
+{
+    return a->checks[k].kind == ST_CHECK_RELATIONSHIPS ? a->checks[k].to : NULL;
+}
+
 static st_rc add_implicit(st_dag *d, const char *key, st_err *err)
 {
     st_asset_def *a = st_calloc(1, sizeof *a);
@@ -90,17 +96,24 @@ st_rc st_dag_build(const st_project *p, st_dag **out, st_err *err)
     st_rc rc = d && pos ? ST_OK : st_fail(err, ST_ERR_NOMEM, "dag");
     if (rc)
         goto fail;
-    /* implicit bronze sources first, so every dep resolves */
+    /* implicit bronze sources first, so every dep resolves; the target of a
+     * relationships check is an input too: the check reads it, so it must be
+     * built first and a failure upstream must stop the check's table */
     for (size_t i = 0; rc == ST_OK && i < p->n_assets; i++) {
         const st_asset_def *a = p->assets[i];
-        for (size_t j = 0; rc == ST_OK && j < a->n_deps; j++) {
-            if (resolve_dep(p, d->implicit, d->n_implicit, a->deps[j]))
+        for (size_t j = 0; rc == ST_OK && j < a->n_deps + a->n_checks; j++) {
+            const char *dep = j < a->n_deps ? a->deps[j] : check_target(a, j - a->n_deps);
+            if (!dep || resolve_dep(p, d->implicit, d->n_implicit, dep))
                 continue;
-            if (!strncmp(a->deps[j], "bronze.", 7) && a->deps[j][7])
-                rc = add_implicit(d, a->deps[j], err);
-            else
+            if (!strncmp(dep, "bronze.", 7) && dep[7])
+                rc = add_implicit(d, dep, err);
+            else if (j < a->n_deps)
                 rc = st_fail(err, ST_ERR_NOTFOUND, "%s:%d: %s reads %s, which no model, entity or "
-                             "source declares", a->file, a->line, a->key, a->deps[j]);
+                             "source declares", a->file, a->line, a->key, dep);
+            else
+                rc = st_fail(err, ST_ERR_NOTFOUND, "%s:%d: check %s of %s refers to %s, which no "
+                             "model, entity or source declares", a->checks[j - a->n_deps].file,
+                             a->checks[j - a->n_deps].line, a->checks[j - a->n_deps].name, a->key, dep);
         }
     }
     if (rc)
@@ -122,14 +135,20 @@ st_rc st_dag_build(const st_project *p, st_dag **out, st_err *err)
     for (size_t i = 0; rc == ST_OK && i < n; i++)
         rc = st_map_put(pos, all[i]->key, (void *)(uintptr_t)(i + 1), NULL);
     for (size_t i = 0; rc == ST_OK && i < n; i++) {
-        deps[i] = st_calloc(all[i]->n_deps + 1, sizeof **deps);
+        deps[i] = st_calloc(all[i]->n_deps + all[i]->n_checks + 1, sizeof **deps);
         if (!deps[i]) {
             rc = st_fail(err, ST_ERR_NOMEM, "dag");
             break;
         }
-        for (size_t j = 0; j < all[i]->n_deps; j++) {
-            const st_asset_def *t = resolve_dep(p, d->implicit, d->n_implicit, all[i]->deps[j]);
+        for (size_t j = 0; j < all[i]->n_deps + all[i]->n_checks; j++) {
+            bool is_check = j >= all[i]->n_deps;
+            const char *dep = is_check ? check_target(all[i], j - all[i]->n_deps) : all[i]->deps[j];
+            if (!dep)
+                continue;
+            const st_asset_def *t = resolve_dep(p, d->implicit, d->n_implicit, dep);
             size_t ti = (size_t)(uintptr_t)st_map_get(pos, t->key) - 1;
+            if (ti == i && is_check)
+                continue;   /* a self-reference (parent_id -> id) reads the table itself */
             if (ti == i) {
                 rc = st_fail(err, ST_ERR_INVALID, "%s:%d: %s reads itself (use {{ this }})",
                              all[i]->file, all[i]->line, all[i]->key);

@@ -204,7 +204,10 @@ st_rc st_check_parse(const st_cfg *node, st_check *out, st_err *err)
         why = out->n_columns != 1 || !out->n_values ? "needs `column:` and `values:`" : NULL;
         break;
     case ST_CHECK_RELATIONSHIPS:
-        why = out->n_columns != 1 || !out->to ? "needs `column:` and `to:`" : NULL;
+        why = out->n_columns != 1 || !out->to ? "needs `column:` and `to:`"
+              : !strchr(out->to, '.') || strchr(out->to, '.') == out->to || !strchr(out->to, '.')[1]
+                  ? "`to:` must name a table as layer.name, e.g. silver.customer"
+                  : NULL;
         break;
     case ST_CHECK_RANGE:
         why = out->n_columns != 1 || (!out->min && !out->max) ? "needs `column:` and `min:` or `max:`"

@@ -18,12 +18,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char *src_path(const char *rel)
 {
     const char *src = getenv("STRATA_SRC");
     return st_sprintf("%s/%s", src ? src : ".", rel);
+}
+
+/* Skips (visibly) unless the sample databases can start here. */
+static void skip_without_databases(void)
+{
+    char *script = src_path("examples/demo/servers.sh");
+    char *chk = NULL;
+    int rc = tu_run(&chk, "sh %s check /tmp 0 0 2>&1", script);
+    st_free(script);
+    if (rc != 0) {
+        printf("SKIP: demo_test needs the sample databases: %s", chk ? chk : "");
+        st_free(chk);
+        skip();
+    }
+    st_free(chk);
 }
 
 static void mount(st_engine *eng, const char *lake, const char *rel, const char *view)
@@ -96,15 +117,7 @@ static double rate_at(const rate *r, size_t n, const char *ccy, int64_t day)
 static void test_demo(void **state)
 {
     (void)state;
-    char *script = src_path("examples/demo/servers.sh");
-    char *chk = NULL;
-    if (tu_run(&chk, "sh %s check /tmp 0 0 2>&1", script) != 0) {
-        printf("SKIP: demo_test needs the sample databases: %s", chk ? chk : "");
-        st_free(chk);
-        st_free(script);
-        skip();
-    }
-    st_free(chk);
+    skip_without_databases();
     char *dir = tu_tempdir("demo");
     char *work = st_path_join(dir, "w");
     char *tmpl = src_path("examples/demo");
@@ -276,7 +289,89 @@ static void test_demo(void **state)
     st_free(out);
     st_free(tmpl);
     st_free(work);
-    st_free(script);
+    tu_rmdir(dir);
+}
+
+/* True when something accepts TCP connections on 127.0.0.1:port. */
+static bool port_open(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* Ctrl-C in the middle of the demo (SIGINT to its process group, as a
+ * terminal sends it): the sample databases it started stop and their data
+ * directory is removed. */
+static void test_demo_interrupted(void **state)
+{
+    (void)state;
+    skip_without_databases();
+    char *dir = tu_tempdir("demo-int");
+    char *work = st_path_join(dir, "w");
+    char *logp = st_path_join(dir, "demo.log");
+    char *tmpl = src_path("examples/demo");
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setsid();
+        signal(SIGINT, SIG_DFL);
+        int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0)
+            _exit(126);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(tu_strata_bin(), "strata", "demo", "--dir", work, "--project", tmpl, (char *)NULL);
+        _exit(127);
+    }
+    /* wait until the databases are up and the demo has moved on to events */
+    char *log = NULL, srv[512] = "";
+    int pg_port = 0;
+    for (int i = 0; i < 1200; i++) {
+        size_t n = 0;
+        st_free(log);
+        log = NULL;
+        st_file_read(logp, 1 << 20, &log, &n, NULL);
+        const char *ev = log ? strstr(log, "events: web") : NULL;
+        const char *data = log ? strstr(log, "(data in ") : NULL;
+        const char *pg = log ? strstr(log, "PostgreSQL 127.0.0.1:") : NULL;
+        if (ev && data && pg) {
+            sscanf(data, "(data in %511[^;]", srv);
+            pg_port = atoi(pg + strlen("PostgreSQL 127.0.0.1:"));
+            break;
+        }
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            fail_msg("demo ended before the databases were up:\n%s", log ? log : "");
+        usleep(50 * 1000);
+    }
+    if (!srv[0] || !pg_port)
+        fail_msg("demo did not start its databases in time:\n%s", log ? log : "");
+    assert_true(st_path_exists(srv));
+    assert_true(port_open(pg_port));
+    assert_int_equal(kill(-pid, SIGINT), 0);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    /* the cleanup runs after the demo is gone: allow it some seconds */
+    bool gone = false;
+    for (int i = 0; i < 300 && !gone; i++) {
+        gone = !st_path_exists(srv) && !port_open(pg_port);
+        if (!gone)
+            usleep(100 * 1000);
+    }
+    if (!gone)
+        fail_msg("after Ctrl-C: %s %s, PostgreSQL port %d %s", srv,
+                 st_path_exists(srv) ? "still exists" : "removed", pg_port,
+                 port_open(pg_port) ? "still open" : "closed");
+    st_free(log);
+    st_free(tmpl);
+    st_free(logp);
+    st_free(work);
     tu_rmdir(dir);
 }
 
@@ -284,6 +379,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_demo),
+        cmocka_unit_test(test_demo_interrupted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -302,11 +302,105 @@ static void test_cli(void **state)
     tu_rmdir(dir);
 }
 
+/* Reloads the project folder after its files changed. */
+static void reopen(const char *dir, st_project **p, st_orch **o)
+{
+    st_orch_close(*o);
+    st_project_free(*p);
+    *p = NULL;
+    TU_OK(st_project_load(dir, p, &tu_err));
+    TU_OK(st_orch_open(*p, o, &tu_err));
+}
+
+/* A relationships check whose target the model does not read: the DAG makes
+ * the target an upstream (built first, its failure stops the check's table),
+ * the check mounts it, an orphan fails the error check and leaves no table,
+ * and the fixed target lets the same run pass. */
+static void test_relationships_target_not_an_input(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir("orch-rel");
+    st_engine *eng = tu_engine();
+    write_file(dir, "strata.yml", "name: reltest\nlake: ./lake\nstate: ./state.db\n"
+                                  "orchestration: {workers: 1, retries: 0}\n");
+    write_file(dir, "models/gold/countries.sql", "SELECT * FROM (VALUES ('DE'), ('FR')) t(code)\n");
+    write_file(dir, "models/gold/by_country.sql",
+               "SELECT country, sum(amount)::BIGINT AS amount FROM {{ ref('bronze.orders') }}"
+               " GROUP BY country\n");
+    write_file(dir, "models/gold/by_country.yml",
+               "checks:\n  - relationships: {column: country, to: gold.countries, field: code}\n");
+    char *lake = st_path_join(dir, "lake");
+    bronze_write(eng, lake, "orders", "order_id long, order_date date, country string, amount long",
+                 orders_sql);
+    st_project *p = NULL;
+    TU_OK(st_project_load(dir, &p, &tu_err));
+    st_orch *o = NULL;
+    TU_OK(st_orch_open(p, &o, &tu_err));
+    st_plan *plan = NULL;
+    TU_OK(st_orch_plan(o, "+gold.by_country", NULL, st_now_ms(), &plan, &tu_err));
+    assert_int_equal(plan->n, 3);
+    bool countries_first = false;
+    for (size_t i = 0; i < plan->n; i++) {
+        if (!strcmp(plan->items[i].asset->key, "gold.countries"))
+            countries_first = true;
+        if (!strcmp(plan->items[i].asset->key, "gold.by_country"))
+            assert_true(countries_first);
+    }
+    st_plan_free(plan);
+
+    /* LU has no country row: the error check fails, by_country gets no table */
+    st_run_opts ro = {.select = "+gold.by_country"};
+    st_run_summary *s = NULL;
+    st_err e;
+    assert_int_not_equal(st_orch_run(o, &ro, &s, &e), ST_OK);
+    assert_non_null(s);
+    assert_int_equal(s->n_failed, 1);
+    bool saw = false;
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->assets[i].key, "gold.by_country")) {
+            saw = true;
+            assert_int_equal(s->assets[i].status, ST_AS_FAILED);
+            assert_non_null(strstr(s->assets[i].error, "relationships"));
+        }
+    assert_true(saw);
+    st_run_summary_free(s);
+    char *bc = st_path_join(lake, "gold/by_country");
+    int64_t v = -1;
+    st_delta_latest_version(bc, &v, NULL);
+    assert_true(v < 0);
+
+    /* the target gains LU: the same selection passes */
+    write_file(dir, "models/gold/countries.sql",
+               "SELECT * FROM (VALUES ('DE'), ('FR'), ('LU')) t(code)\n");
+    reopen(dir, &p, &o);
+    TU_OK(st_orch_run(o, &ro, &s, &tu_err));
+    assert_int_equal(s->n_failed, 0);
+    st_run_summary_free(s);
+    assert_int_equal(table_i64(eng, lake, "gold/by_country", "SELECT count(*) FROM t"), 3);
+
+    /* a target nobody declares is refused when the DAG is built */
+    write_file(dir, "models/gold/by_country.yml",
+               "checks:\n  - relationships: {column: country, to: gold.nowhere, field: code}\n");
+    st_orch_close(o);
+    st_project_free(p);
+    p = NULL;
+    TU_OK(st_project_load(dir, &p, &tu_err));
+    assert_int_not_equal(st_orch_open(p, &o, &e), ST_OK);
+    assert_non_null(strstr(e.msg, "gold.nowhere"));
+    assert_non_null(strstr(e.msg, "by_country.yml"));
+    st_project_free(p);
+    st_free(bc);
+    st_free(lake);
+    st_engine_close(eng);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_models_backfill_plan),
         cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_relationships_target_not_an_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -122,6 +122,7 @@ static void test_decl_errors(void **state)
         "not_null: []",
         "accepted_values: {column: s}",
         "relationships: {column: c}",
+        "relationships: {column: c, to: customer}",
         "range: {column: a}",
         "row_count: {min: -1}",
         "freshness: {column: t, max_age: soon}",
