@@ -12,6 +12,11 @@
 #   STRATA_BIN=path/to/strata  (default build/strata, a release build)
 #   BENCH_PARALLEL=2 BENCH_CHUNKS=4 BENCH_BATCH=250000  extraction settings
 #   BENCH_ONLY="pg mysql hashdiff"      a subset
+#   BENCH_BASELINE_BIN=path/to/old/strata  hashdiff: also runs the second
+#                    (1% changed) run with this binary on a copy of the lake
+#                    taken after the first run, in the same run of the script;
+#                    BENCH_REPEAT=N alternates N baseline runs with N runs of
+#                    STRATA_BIN (seconds and RSS listed comma-separated)
 # Prints one `key=value` line per figure on stdout.  Must run as root.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -142,12 +147,35 @@ if [[ " $ONLY " == *" hashdiff "* ]]; then
   "${PSQL[@]}" -c "UPDATE b10 SET label = 'changed ' || id WHERE id % 200 = 0" \
     -c "DELETE FROM b10 WHERE id % 400 = 1" \
     -c "INSERT INTO b10 SELECT $ROWS + g, 1, 1.5, 1, 'new', 'N', now(), current_date, true, g
-        FROM generate_series(1, $ROWS / 400) g"
+        FROM generate_series(1, $ROWS / 400) g" \
+    -c "VACUUM ANALYZE b10"   # so autovacuum does not run during one of the timed runs only
+  base_fields=""
+  if [ -n "${BENCH_BASELINE_BIN:-}" ]; then
+    # the same second run by the baseline binary and by this one, each on
+    # a fresh copy of the lake and state taken after the first run (the
+    # state DB names the hash state file by absolute path), alternating
+    # BENCH_REPEAT times; the last run of this binary is the real one below
+    b_s="" b_rss="" n_s="" n_rss=""
+    for i in $(seq 1 "${BENCH_REPEAT:-1}"); do
+      for which in base new; do
+        [ "$which" = new ] && [ "$i" = "${BENCH_REPEAT:-1}" ] && break
+        bin=$BIN; [ "$which" = base ] && bin=$BENCH_BASELINE_BIN
+        cp -a "$H" "$H.copy"
+        sqlite3 "$H.copy/state.db" "UPDATE extract_tables SET hash_state = replace(hash_state, '$H/', '$H.copy/')"
+        timed "$bin" extract pg --project "$H.copy"
+        if [ "$which" = base ]; then b_s="$b_s${b_s:+,}$SECS" b_rss="$b_rss${b_rss:+,}$RSS_MB" b_w=$(field rows_written)
+        else n_s="$n_s${n_s:+,}$SECS" n_rss="$n_rss${n_rss:+,}$RSS_MB"; fi
+        rm -rf "$H.copy"
+      done
+    done
+    base_fields="baseline_seconds=$b_s baseline_peak_rss_mb=$b_rss baseline_changed_rows_written=$b_w"
+    [ -n "$n_s" ] && base_fields="$base_fields earlier_seconds=$n_s earlier_peak_rss_mb=$n_rss"
+  fi
   lake_before=$(du -sb "$H/lake" | cut -f1)
   timed "$BIN" extract pg --project "$H"
   lake_after=$(du -sb "$H/lake" | cut -f1)
   awk -v r="$ROWS" -v s="$SECS" -v f="$first_s" -v w="$(field rows_written)" -v by="$(field bytes)" \
-      -v d="$((lake_after - lake_before))" -v rss="$RSS_MB" -v frss="$first_rss" 'BEGIN {
-    printf "extract-hashdiff rows=%d changed_rows_written=%d seconds=%.3f first_run_seconds=%.3f change_bytes=%d lake_growth_bytes=%d peak_rss_mb=%s first_run_peak_rss_mb=%s\n",
-      r, w, s, f, by, d, rss, frss }'
+      -v d="$((lake_after - lake_before))" -v rss="$RSS_MB" -v frss="$first_rss" -v base="$base_fields" 'BEGIN {
+    printf "extract-hashdiff rows=%d changed_rows_written=%d seconds=%.3f first_run_seconds=%.3f change_bytes=%d lake_growth_bytes=%d peak_rss_mb=%s first_run_peak_rss_mb=%s%s%s\n",
+      r, w, s, f, by, d, rss, frss, base == "" ? "" : " ", base }'
 fi

@@ -10,6 +10,8 @@
  *   silver_bench full   DIR          full recompute + overwrite into DIR/full (same columns
  *                                    and rules as silver); full-lean: windows only
  *   silver_bench strata DIR          st_silver_merge_delta of the batch
+ *   silver_bench sql    DIR SQL...   runs each statement on a fresh engine, printing its time
+ *                                    and first row (for profiling the queries above)
  *   silver_bench all    DIR [ROWS]   the three in child processes, then one line:
  *     silver rows=... strata_s=... full_s=... speedup=... full_lean_s=... speedup_lean=...
  *            strata_bytes=... full_bytes=... strata_rss_mb=... full_rss_mb=...
@@ -217,6 +219,31 @@ static int full(const char *dir, bool lean)
     return 0;
 }
 
+/* Profiling aid: runs each statement, printing its time and first row. */
+static int sql_timed(int n, char **stmts)
+{
+    st_err err = {0};
+    st_engine *eng = NULL;
+    if (st_engine_open(NULL, &eng, &err) != ST_OK)
+        return die(&err, "sql");
+    for (int i = 0; i < n; i++) {
+        int64_t t0 = st_mono_ns();
+        duckdb_result r;
+        if (st_engine_query(eng, stmts[i], &r, &err) != ST_OK)
+            return die(&err, stmts[i]);
+        printf("%.3f s rows=%llu:", secs(t0), (unsigned long long)duckdb_row_count(&r));
+        for (idx_t c = 0; duckdb_row_count(&r) > 0 && c < duckdb_column_count(&r) && c < 8; c++) {
+            char *v = duckdb_value_varchar(&r, c, 0);
+            printf(" %s", v ? v : "NULL");
+            duckdb_free(v);
+        }
+        printf("  [%.60s]\n", stmts[i]);
+        duckdb_destroy_result(&r);
+    }
+    st_engine_close(eng);
+    return 0;
+}
+
 /* Runs "self MODE DIR [ROWS]" and returns the value of key in its output. */
 static double child(const char *self, const char *mode, const char *dir, const char *rows,
                     const char *const *keys, double *vals, size_t n_keys)
@@ -262,6 +289,8 @@ int main(int argc, char **argv)
         return full(dir, false);
     if (!strcmp(mode, "full-lean"))
         return full(dir, true);
+    if (!strcmp(mode, "sql"))
+        return sql_timed(argc - 3, argv + 3);
     if (strcmp(mode, "all"))
         return 2;
     char rs[32];

@@ -94,8 +94,10 @@ typedef struct st_evlog_reader st_evlog_reader;
 
 typedef struct st_evlog_opts {
     const char *dir;            /* created (mode 0700) if absent */
-    int64_t fsync_ms;           /* gather appends at most this long before fsync (0 = at once) */
-    size_t fsync_bytes;         /* ... or until this many bytes wait (0 = 1 MiB) */
+    int64_t fsync_ms;           /* upper bound on the wait before an fsync starts; the committers
+                                 * never wait on purpose (an idle one flushes at once), so this
+                                 * only documents the durability delay (0 = at once) */
+    size_t fsync_bytes;         /* ... likewise for bytes waiting (0 = 1 MiB) */
     size_t segment_bytes;       /* roll after this size (0 = 64 MiB) */
     int64_t segment_ms;         /* roll after this age (0 = never by time) */
     int retention_days;         /* delete closed segments older than this (0 = keep) */
@@ -103,6 +105,7 @@ typedef struct st_evlog_opts {
     int zstd_level;             /* 0 = 3 */
     size_t max_pending_bytes;   /* appends beyond this wait in memory -> ST_ERR_LIMIT (0 = 64 MiB) */
     uint64_t min_free_bytes;    /* refuse appends when the disk has less free (0 = no check) */
+    int commit_threads;         /* fsyncs in flight at once, one per committer thread (0 = 4) */
 } st_evlog_opts;
 
 typedef struct st_evlog_stats {
@@ -180,6 +183,28 @@ st_rc st_evlog_read(st_evlog_reader *r, st_evlog_rec *recs, size_t max, size_t *
 void st_evlog_reader_pos(const st_evlog_reader *r, st_evlog_pos *out);
 void st_evlog_reader_close(st_evlog_reader *r);
 
+/* ---- Kafka mode (`event_log: kafka`) ---- */
+/* The `collector.kafka:` section, shared by the producer in `strata serve`
+ * and the loader's consumer.  Topics are topic_prefix + source name. */
+typedef struct st_kafka_cfg {
+    char *brokers;              /* OWNED: bootstrap.servers */
+    char *topic_prefix;         /* OWNED: "strata." */
+    char *group_id;             /* OWNED: the loader's consumer group, "strata-loader" */
+    char **props;               /* OWNED: key, value, key, value... for both clients */
+    size_t n_props;             /* pairs */
+    char **producer_props;      /* OWNED: pairs for the producer only */
+    size_t n_producer_props;
+    char **consumer_props;      /* OWNED: pairs for the consumer only */
+    size_t n_consumer_props;
+} st_kafka_cfg;
+
+/* Reads a `kafka:` map (brokers, topic_prefix, group_id, properties,
+ * producer_properties, consumer_properties).  Properties that Strata sets
+ * itself (acks, enable.idempotence, enable.auto.commit, group.id,
+ * bootstrap.servers...) are refused.  OWNED *out. */
+st_rc st_kafka_cfg_load(const st_cfg *map, st_kafka_cfg **out, st_err *err);
+void st_kafka_cfg_free(st_kafka_cfg *c);
+
 /* ---- configuration (the `collector:` section) ---- */
 typedef struct st_collect_source {
     char *name;                 /* OWNED */
@@ -196,7 +221,7 @@ typedef struct st_collect_source {
 typedef struct st_collect_cfg {
     char *listen_host;          /* OWNED, "127.0.0.1" */
     int listen_port;            /* 8686; 0 = ephemeral */
-    int threads;                /* libmicrohttpd thread pool size */
+    int threads;                /* libmicrohttpd event loop threads (0 = one per core) */
     size_t max_body_bytes;
     size_t max_events;
     size_t max_event_bytes;
@@ -205,7 +230,8 @@ typedef struct st_collect_cfg {
     int retry_after_s;
     char *tls_cert;             /* OWNED, NULL without TLS */
     char *tls_key;
-    char *log_kind;             /* "local" */
+    char *log_kind;             /* "local" or "kafka" */
+    st_kafka_cfg *kafka;        /* OWNED when log_kind is "kafka", else NULL */
     char *log_dir;              /* OWNED, absolute or relative to the config file */
     bool durable;               /* answer only after fsync (default) */
     st_evlog_opts log;          /* log.dir points at log_dir */

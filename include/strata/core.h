@@ -78,6 +78,8 @@ char *st_strdup(const char *s);                  /* OWNED; NULL in -> NULL out *
 char *st_strndup(const char *s, size_t n);
 char *st_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* OWNED */
 char *st_vsprintf(const char *fmt, va_list ap);
+/* The value of one hex digit (either case), or -1. */
+int st_hex_digit(int c);
 /* Test hook: fail the Nth allocation from now (0 = never). */
 void st_mem_fail_after(long n);
 

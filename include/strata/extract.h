@@ -75,9 +75,10 @@ st_rc st_extract_import(const st_extract_opts *o, const char *dir, st_extract_re
 /* Rebuilds bronze table `selector` ("SOURCE.TABLE") from its raw layer
  * (raw/<target>, one partition per run) for the given runs (all runs raw
  * holds when n_runs is 0): from the last full run among them on, later
- * incremental runs replacing rows by key.  Bronze is replaced in one
- * commit; the rebuild is recorded as a run with strategy "reprocess".
- * hashdiff tables: ST_ERR_UNSUPPORTED.  @param[out] out OWNED. */
+ * incremental runs replacing rows by key (API tables: by their dimensions
+ * and period); hashdiff tables get the change log between consecutive
+ * runs' snapshots.  Bronze is replaced in one commit; the rebuild is
+ * recorded as a run with strategy "reprocess".  @param[out] out OWNED. */
 st_rc st_extract_reprocess(const st_extract_opts *o, const char *selector, const int64_t *runs,
                            size_t n_runs, st_extract_report **out, st_err *err);
 

@@ -169,6 +169,11 @@ typedef struct st_loader_cfg {
     char **rule_keys;
     st_pii_action *rule_actions;
     size_t n_rules;
+    /* Kafka mode (collector event_log: kafka): consume these topics instead
+     * of reading log_dir.  NULL in file mode. */
+    struct st_kafka_cfg *kafka;   /* OWNED (st_kafka_cfg, strata/collect.h) */
+    char **kafka_topics;          /* OWNED: topic_prefix + each source */
+    size_t n_kafka_topics;
 } st_loader_cfg;
 
 /* Reads `loader:` and `pii:` from root (either may be absent) and the

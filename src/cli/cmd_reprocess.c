@@ -18,7 +18,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: strata reprocess SOURCE.TABLE [--run RUN_ID ...] [--project DIR]\n"
                "  rebuilds bronze from raw/<target> for the given extraction runs\n"
                "  (default: every run raw holds): from the last full run on, later\n"
-               "  incremental runs replacing rows by key; one atomic commit\n");
+               "  incremental runs replacing rows by key (hashdiff tables: the change\n"
+               "  log between consecutive runs); one atomic commit\n");
 }
 
 int cmd_reprocess(int argc, char **argv)

@@ -248,8 +248,12 @@ int cmd_serve(int argc, char **argv)
     const char *h = cfg->listen_host;
     printf("listening on %s:%d\n", h, st_collector_port(col));
     fflush(stdout);
-    st_info("collector: event log in %s, %zu sources, %s", cfg->log_dir, cfg->n_sources,
-            cfg->durable ? "durable acks" : "acks before fsync");
+    if (cfg->kafka)
+        st_info("collector: events to Kafka %s (topics %s<source>), %zu sources, acks on delivery",
+                cfg->kafka->brokers, cfg->kafka->topic_prefix, cfg->n_sources);
+    else
+        st_info("collector: event log in %s, %zu sources, %s", cfg->log_dir, cfg->n_sources,
+                cfg->durable ? "durable acks" : "acks before fsync");
     int sig = 0;
     sigwait(&set, &sig);
     st_info("collector: signal %d, stopping", sig);

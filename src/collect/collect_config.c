@@ -5,7 +5,9 @@
  * Keys are declared in tables (name, default, bounds, where it goes) so
  * parsing, the unknown-key check and docs/ingestion.md stay in step.  API
  * keys are hashed (SHA-256) as soon as they are read; the plain key is never
- * kept.  server.c uses the result.
+ * kept.  server.c uses the result.  `event_log: kafka` (or kind: kafka)
+ * selects Kafka mode, configured by the `kafka:` section (st_kafka_cfg_load,
+ * also used by the loader).
  */
 #include "strata/collect.h"
 
@@ -17,7 +19,7 @@ enum slot {
     S_THREADS, S_MAX_BODY, S_MAX_EVENTS, S_MAX_EVENT_BYTES, S_MAX_DEPTH, S_MAX_FUTURE,
     S_RETRY_AFTER,
     L_FSYNC_MS, L_FSYNC_BYTES, L_SEGMENT_BYTES, L_SEGMENT_MS, L_RETENTION_DAYS, L_ZSTD_LEVEL,
-    L_MAX_PENDING, L_MIN_FREE,
+    L_MAX_PENDING, L_MIN_FREE, L_COMMIT_THREADS,
 };
 
 typedef struct int_opt {
@@ -27,7 +29,7 @@ typedef struct int_opt {
 } int_opt;
 
 static const int_opt top_ints[] = {
-    {"threads", 64, 1, 256, S_THREADS},
+    {"threads", 0, 0, 256, S_THREADS}, /* 0 = one event loop per core */
     {"max_body_bytes", 4 << 20, 1024, 1 << 30, S_MAX_BODY},
     {"max_events", 1000, 1, 100000, S_MAX_EVENTS},
     {"max_event_bytes", 256 << 10, 64, 16 << 20, S_MAX_EVENT_BYTES},
@@ -45,6 +47,7 @@ static const int_opt log_ints[] = {
     {"zstd_level", 3, 1, 19, L_ZSTD_LEVEL},
     {"max_pending_bytes", 64 << 20, 1 << 16, 1LL << 34, L_MAX_PENDING},
     {"min_free_bytes", 256 << 20, 0, 1LL << 50, L_MIN_FREE},
+    {"commit_threads", 4, 1, 16, L_COMMIT_THREADS}, /* fsyncs in flight at once */
 };
 
 static void set_slot(st_collect_cfg *c, enum slot s, int64_t v)
@@ -65,6 +68,7 @@ static void set_slot(st_collect_cfg *c, enum slot s, int64_t v)
     case L_ZSTD_LEVEL: c->log.zstd_level = (int)v; break;
     case L_MAX_PENDING: c->log.max_pending_bytes = (size_t)v; break;
     case L_MIN_FREE: c->log.min_free_bytes = (uint64_t)v; break;
+    case L_COMMIT_THREADS: c->log.commit_threads = (int)v; break;
     }
 }
 
@@ -225,11 +229,12 @@ st_rc st_collect_cfg_load(const st_cfg *root, const char *base_dir, st_collect_c
 {
     static const char *const top_keys[] = {"listen", "threads", "max_body_bytes", "max_events",
                                            "max_event_bytes", "max_depth", "max_future_s",
-                                           "retry_after_s", "tls", "event_log", "sources", NULL};
+                                           "retry_after_s", "tls", "event_log", "kafka", "sources",
+                                           NULL};
     static const char *const log_keys[] = {
         "kind", "dir", "durable", "compress", "fsync_ms", "fsync_bytes", "segment_bytes",
         "segment_ms", "retention_days", "zstd_level", "max_pending_bytes", "min_free_bytes",
-        "brokers", NULL};
+        "commit_threads", NULL};
     static const char *const tls_keys[] = {"cert", "key", NULL};
     st_collect_cfg *c = st_calloc(1, sizeof *c);
     if (!c)
@@ -270,15 +275,24 @@ st_rc st_collect_cfg_load(const st_cfg *root, const char *base_dir, st_collect_c
     }
 
     const st_cfg *lg = sec ? st_cfg_get(sec, "event_log") : NULL;
-    if (lg && st_cfg_kind_of(lg) != ST_CFG_MAP) {
-        rc = st_cfg_fail(lg, err, ST_ERR_INVALID, "expected a map");
+    const char *kind = "local", *dir = "./eventlog";
+    if (lg && st_cfg_kind_of(lg) == ST_CFG_SCALAR && st_cfg_scalar(lg)) {
+        /* `event_log: kafka` is short for {kind: kafka} */
+        kind = st_cfg_scalar(lg);
+        if (strcmp(kind, "kafka") && strcmp(kind, "local")) {
+            rc = st_cfg_fail(lg, err, ST_ERR_INVALID,
+                             "unknown event log '%s' (expected local or kafka)", kind);
+            goto fail;
+        }
+        lg = NULL;
+    } else if (lg && st_cfg_kind_of(lg) != ST_CFG_MAP) {
+        rc = st_cfg_fail(lg, err, ST_ERR_INVALID, "expected a map, local or kafka");
         goto fail;
     }
     if (lg && (rc = st_cfg_check_keys(lg, log_keys, err)))
         goto fail;
     if ((rc = read_ints(c, lg, log_ints, sizeof log_ints / sizeof *log_ints, err)))
         goto fail;
-    const char *kind = "local", *dir = "./eventlog";
     c->durable = true;
     c->log.compress = true;
     if (lg && ((rc = st_cfg_get_str(lg, "kind", kind, &kind, err)) ||
@@ -286,19 +300,21 @@ st_rc st_collect_cfg_load(const st_cfg *root, const char *base_dir, st_collect_c
                (rc = st_cfg_get_bool(lg, "durable", true, &c->durable, err)) ||
                (rc = st_cfg_get_bool(lg, "compress", true, &c->log.compress, err))))
         goto fail;
+    const st_cfg *kf = sec ? st_cfg_get(sec, "kafka") : NULL;
     if (!strcmp(kind, "kafka")) {
-        rc = st_cfg_fail(st_cfg_get(lg, "kind"), err, ST_ERR_UNSUPPORTED,
-                         "kind kafka is not built yet; use kind: local");
-        goto fail;
-    }
-    if (strcmp(kind, "local")) {
+        if (!kf) {
+            rc = st_cfg_fail(sec, err, ST_ERR_INVALID,
+                             "event_log kafka needs a kafka: section with brokers");
+            goto fail;
+        }
+        if ((rc = st_kafka_cfg_load(kf, &c->kafka, err)))
+            goto fail;
+    } else if (strcmp(kind, "local")) {
         rc = st_cfg_fail(st_cfg_get(lg, "kind"), err, ST_ERR_INVALID,
-                         "unknown kind '%s' (expected local)", kind);
+                         "unknown kind '%s' (expected local or kafka)", kind);
         goto fail;
-    }
-    if (lg && st_cfg_get(lg, "brokers")) {
-        rc = st_cfg_fail(st_cfg_get(lg, "brokers"), err, ST_ERR_INVALID,
-                         "brokers only applies to kind: kafka");
+    } else if (kf) {
+        rc = st_cfg_fail(kf, err, ST_ERR_INVALID, "kafka only applies to event_log: kafka");
         goto fail;
     }
     c->log_kind = st_strdup(kind);
@@ -368,5 +384,115 @@ void st_collect_cfg_free(st_collect_cfg *c)
     st_free(c->tls_key);
     st_free(c->log_kind);
     st_free(c->log_dir);
+    st_kafka_cfg_free(c->kafka);
+    st_free(c);
+}
+
+/* ---------------------------------------------------------------- kafka */
+
+/* Settings Strata owns: the delivery and offset guarantees depend on them. */
+static const char *const kafka_reserved[] = {
+    "bootstrap.servers", "metadata.broker.list", "group.id", "acks", "request.required.acks",
+    "enable.idempotence", "enable.auto.commit", "enable.auto.offset.store",
+    "transactional.id", "isolation.level", NULL};
+
+static st_rc kafka_props(const st_cfg *kf, const char *key, char ***out, size_t *out_n,
+                         st_err *err)
+{
+    const st_cfg *m = st_cfg_get(kf, key);
+    *out = NULL;
+    *out_n = 0;
+    if (!m)
+        return ST_OK;
+    if (st_cfg_kind_of(m) != ST_CFG_MAP)
+        return st_cfg_fail(m, err, ST_ERR_INVALID, "expected a map of librdkafka settings");
+    size_t n = st_cfg_len(m);
+    char **v = st_calloc(2 * n + 1, sizeof *v);
+    if (!v)
+        return st_fail(err, ST_ERR_NOMEM, "out of memory");
+    *out = v;
+    for (size_t i = 0; i < n; i++) {
+        const char *k = st_cfg_key_at(m, i);
+        const char *val = st_cfg_scalar(st_cfg_at(m, i));
+        if (!val)
+            return st_cfg_fail(st_cfg_at(m, i), err, ST_ERR_INVALID, "expected a scalar value");
+        for (int r = 0; kafka_reserved[r]; r++)
+            if (!strcmp(k, kafka_reserved[r]))
+                return st_cfg_fail(st_cfg_at(m, i), err, ST_ERR_INVALID,
+                                   "%s is set by strata (idempotent producer, acks=all, "
+                                   "offsets committed after the bronze commit)", k);
+        v[2 * i] = st_strdup(k);
+        v[2 * i + 1] = st_strdup(val);
+        *out_n = i + 1;
+        if (!v[2 * i] || !v[2 * i + 1])
+            return st_fail(err, ST_ERR_NOMEM, "out of memory");
+    }
+    return ST_OK;
+}
+
+st_rc st_kafka_cfg_load(const st_cfg *kf, st_kafka_cfg **out, st_err *err)
+{
+    static const char *const keys[] = {"brokers", "topic_prefix", "group_id", "properties",
+                                       "producer_properties", "consumer_properties", NULL};
+    *out = NULL;
+    if (st_cfg_kind_of(kf) != ST_CFG_MAP)
+        return st_cfg_fail(kf, err, ST_ERR_INVALID, "expected a map with brokers");
+    st_kafka_cfg *c = st_calloc(1, sizeof *c);
+    if (!c)
+        return st_fail(err, ST_ERR_NOMEM, "out of memory");
+    const char *brokers = NULL, *prefix = "strata.", *group = "strata-loader";
+    st_rc rc = st_cfg_check_keys(kf, keys, err);
+    rc = rc ? rc : st_cfg_get_str(kf, "brokers", NULL, &brokers, err);
+    rc = rc ? rc : st_cfg_get_str(kf, "topic_prefix", prefix, &prefix, err);
+    rc = rc ? rc : st_cfg_get_str(kf, "group_id", group, &group, err);
+    if (rc)
+        goto fail;
+    if (!brokers || !*brokers) {
+        rc = st_cfg_fail(kf, err, ST_ERR_INVALID, "brokers is required (HOST:PORT[,HOST:PORT])");
+        goto fail;
+    }
+    for (const char *p = prefix; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == '-') || strlen(prefix) > 180) {
+            rc = st_cfg_fail(st_cfg_get(kf, "topic_prefix"), err, ST_ERR_INVALID,
+                             "topic names use a-z A-Z 0-9 . _ - (at most 180 characters here)");
+            goto fail;
+        }
+    }
+    if (!*group) {
+        rc = st_cfg_fail(st_cfg_get(kf, "group_id"), err, ST_ERR_INVALID, "must not be empty");
+        goto fail;
+    }
+    c->brokers = st_strdup(brokers);
+    c->topic_prefix = st_strdup(prefix);
+    c->group_id = st_strdup(group);
+    if (!c->brokers || !c->topic_prefix || !c->group_id) {
+        rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    rc = kafka_props(kf, "properties", &c->props, &c->n_props, err);
+    rc = rc ? rc : kafka_props(kf, "producer_properties", &c->producer_props,
+                               &c->n_producer_props, err);
+    rc = rc ? rc : kafka_props(kf, "consumer_properties", &c->consumer_props,
+                               &c->n_consumer_props, err);
+    if (rc)
+        goto fail;
+    *out = c;
+    return ST_OK;
+fail:
+    st_kafka_cfg_free(c);
+    return rc;
+}
+
+void st_kafka_cfg_free(st_kafka_cfg *c)
+{
+    if (!c)
+        return;
+    st_free(c->brokers);
+    st_free(c->topic_prefix);
+    st_free(c->group_id);
+    free_list(c->props, 2 * c->n_props);
+    free_list(c->producer_props, 2 * c->n_producer_props);
+    free_list(c->consumer_props, 2 * c->n_consumer_props);
     st_free(c);
 }

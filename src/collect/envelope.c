@@ -38,24 +38,13 @@ static void skip_ws(scan *s)
         s->p++;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool hex4(scan *s, unsigned *out)
 {
     if (s->end - s->p < 4)
         return fail(s, "truncated \\u escape");
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
-        int h = hexval(s->p[i]);
+        int h = st_hex_digit((unsigned char)s->p[i]);
         if (h < 0)
             return fail(s, "bad \\u escape");
         v = v * 16 + (unsigned)h;

@@ -5,15 +5,20 @@
  * src/collect/README.md and docs/ingestion.md.
  *
  * Threads: request threads call st_evlog_append (copy framed bytes into the
- * pending buffer under the mutex) and st_evlog_wait (sleep on cv_durable).
- * One committer thread swaps the pending buffer out, writes it to the active
- * segment, fdatasyncs once for everything gathered, and raises durable_seq:
- * however many requests arrive during one fsync share the next one.  One
- * sealer thread compresses closed segments and applies retention, so neither
- * ever delays a commit.
+ * pending buffer under the mutex), then either register a completion
+ * callback (st_evlog_on_durable, what the server does: no thread waits) or
+ * sleep on cv_durable (st_evlog_wait, tools and tests).  One committer thread
+ * swaps the pending buffer out as soon as it is idle, writes it to the active
+ * segment, fdatasyncs once for everything gathered, raises durable_seq and
+ * calls the callbacks it covers: whatever arrives during one fsync shares the
+ * next one, so batches grow with load and a lone event waits for nothing
+ * (commit_delay = 0 in PostgreSQL's terms).  One sealer thread compresses
+ * closed segments and applies retention, so neither ever delays a commit.
+ * The log is also the "local" st_sink (sink.h) the server writes through.
  */
 #include "strata/collect.h"
 #include "collect/evlog_int.h"
+#include "collect/sink.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -27,11 +32,29 @@
 #include <unistd.h>
 #include <zstd.h>
 
+/* Batches between take and fsync end; more than committers can hold. */
+#define EVLOG_RING 64
+#define EVLOG_MAX_COMMITTERS 16
+#define EVLOG_KEEP_BUF (4u << 20)
+
+typedef struct evlog_batch {
+    uint64_t end;   /* next_seq after its last record */
+    bool done, ok;
+} evlog_batch;
+
+/* A registered completion: done(arg, rc) once durable_seq >= ticket. */
+typedef struct waiter {
+    uint64_t ticket;
+    st_sink_done_fn done;
+    void *arg;
+} waiter;
+
 struct st_evlog {
     st_evlog_opts o;
     char *dir;
 
     pthread_mutex_t mu;
+    pthread_mutex_t wmu;        /* committers: take a batch and write it, in order */
     pthread_cond_t cv_commit;   /* committer: work arrived */
     pthread_cond_t cv_durable;  /* waiters: durable_seq moved or failure */
     pthread_cond_t cv_seal;     /* sealer: work arrived; seal_wait: queue empty */
@@ -39,29 +62,33 @@ struct st_evlog {
     /* guarded by mu */
     char *pend;
     size_t pend_len, pend_cap, pend_n;
-    int64_t pend_since_ns;
     uint64_t next_seq;
     uint64_t durable_seq;
     bool stop;
+    bool stopped;               /* the committers have exited: nothing more gets durable */
     bool failed;
     bool disk_low;
     bool roll_req;
     uint64_t *seal_q;
     size_t n_seal, cap_seal;
     bool sealing;
+    waiter *waiters;
+    size_t n_wait, cap_wait;
+    evlog_batch ring[EVLOG_RING]; /* batches [ring_head, ring_tail) not retired yet */
+    uint64_t ring_head, ring_tail;
+    int n_syncing;              /* batches taken whose fsync has not ended */
     st_evlog_stats st;
 
-    /* committer only */
+    /* committers, under wmu (fd is read after it for the fsync) */
     int fd;
     uint64_t seg_id;
     uint64_t seg_size;
     int64_t seg_created_ms;
     int64_t last_disk_check_ns;
-    char *cbuf;
-    size_t cbuf_cap;
 
-    pthread_t committer, sealer;
-    bool started_committer, started_sealer;
+    pthread_t committers[EVLOG_MAX_COMMITTERS], sealer;
+    int n_committers;
+    bool started_sealer;
 };
 
 static const int64_t fsync_buckets_us[10] = ST_EVLOG_FSYNC_BUCKETS_US;
@@ -252,11 +279,18 @@ static void seal_enqueue_locked(st_evlog *l, uint64_t id)
     pthread_cond_broadcast(&l->cv_seal);
 }
 
-/* Committer: closes the active segment (already fsync'd) and queues its seal. */
-static void seg_close_active(st_evlog *l)
+/* Committer holding wmu: closes the active segment and queues its seal.  The
+ * segment's records must all be fsync'd before the next segment exists, so
+ * this waits for the fsyncs other committers still have in flight on it
+ * (own: how many of n_syncing are the caller's batch, not yet written). */
+static void seg_close_active(st_evlog *l, int own)
 {
     if (l->fd < 0)
         return;
+    pthread_mutex_lock(&l->mu);
+    while (l->n_syncing > own)
+        pthread_cond_wait(&l->cv_durable, &l->mu);
+    pthread_mutex_unlock(&l->mu);
     close(l->fd);
     l->fd = -1;
     pthread_mutex_lock(&l->mu);
@@ -274,6 +308,7 @@ static bool need_roll(st_evlog *l)
     return l->o.segment_ms > 0 && st_now_ms() - l->seg_created_ms >= l->o.segment_ms;
 }
 
+/* Committer holding wmu. */
 static void check_disk(st_evlog *l)
 {
     if (!l->o.min_free_bytes)
@@ -293,11 +328,12 @@ static void check_disk(st_evlog *l)
     pthread_mutex_unlock(&l->mu);
 }
 
-/* Committer: writes one gathered batch starting at sequence first, then fsyncs. */
-static st_rc commit_batch(st_evlog *l, const char *data, size_t len, uint64_t first, st_err *err)
+/* Committer holding wmu: writes one gathered batch starting at sequence
+ * first into the active segment (rolling first when due). */
+static st_rc write_batch(st_evlog *l, const char *data, size_t len, uint64_t first, st_err *err)
 {
     if (need_roll(l))
-        seg_close_active(l);
+        seg_close_active(l, 1);
     if (l->fd < 0) {
         st_rc rc = seg_create(l, first, err);
         if (rc)
@@ -306,30 +342,87 @@ static st_rc commit_batch(st_evlog *l, const char *data, size_t len, uint64_t fi
     if (!write_all(l->fd, data, len))
         return st_fail_errno(err, ST_ERR_IO, "write segment %020llu in %s",
                              (unsigned long long)l->seg_id, l->dir);
-    int64_t t0 = st_mono_ns();
-    if (fdatasync(l->fd) < 0)
-        return st_fail_errno(err, ST_ERR_IO, "fsync segment %020llu in %s",
-                             (unsigned long long)l->seg_id, l->dir);
-    uint64_t dt = (uint64_t)(st_mono_ns() - t0);
     l->seg_size += len;
-    pthread_mutex_lock(&l->mu);
-    l->st.n_fsync++;
-    l->st.fsync_ns_total += dt;
-    if (dt > l->st.fsync_ns_max)
-        l->st.fsync_ns_max = dt;
-    int b = 0;
-    while (b < 9 && (int64_t)(dt / 1000) > fsync_buckets_us[b])
-        b++;
-    l->st.fsync_hist[b]++;
-    pthread_mutex_unlock(&l->mu);
     return ST_OK;
 }
 
+/* Committer, mu held: calls (with mu released) every callback whose ticket
+ * is durable, or all of them once the log failed.  fire is the calling
+ * committer's scratch array. */
+static void fire_waiters_locked(st_evlog *l, waiter **fire, size_t *cap_fire)
+{
+    for (;;) {
+        if (!l->n_wait)
+            return;
+        if (*cap_fire < l->n_wait) {
+            waiter *f = st_realloc(*fire, l->n_wait * sizeof *f);
+            if (!f)
+                return; /* retried after the next commit or idle tick */
+            *fire = f;
+            *cap_fire = l->n_wait;
+        }
+        bool all = l->failed || l->stopped;
+        size_t n_fire = 0, k = 0;
+        for (size_t i = 0; i < l->n_wait; i++) {
+            if (all || l->waiters[i].ticket <= l->durable_seq)
+                (*fire)[n_fire++] = l->waiters[i];
+            else
+                l->waiters[k++] = l->waiters[i];
+        }
+        l->n_wait = k;
+        if (!n_fire)
+            return;
+        uint64_t durable = l->durable_seq;
+        pthread_mutex_unlock(&l->mu);
+        for (size_t i = 0; i < n_fire; i++)
+            (*fire)[i].done((*fire)[i].arg, (*fire)[i].ticket <= durable ? ST_OK : ST_ERR_IO);
+        pthread_mutex_lock(&l->mu);
+    }
+}
+
+/* mu held: one batch's fsync ended.  durable_seq only moves over a prefix
+ * of batches that all succeeded: after a failed fsync Linux may report
+ * success to a later one for pages that never reached the disk. */
+static void batch_done_locked(st_evlog *l, uint64_t id, bool ok, uint64_t dt_ns)
+{
+    l->ring[id % EVLOG_RING].done = true;
+    l->ring[id % EVLOG_RING].ok = ok;
+    l->n_syncing--;
+    if (ok) {
+        l->st.n_fsync++;
+        l->st.fsync_ns_total += dt_ns;
+        if (dt_ns > l->st.fsync_ns_max)
+            l->st.fsync_ns_max = dt_ns;
+        int b = 0;
+        while (b < 9 && (int64_t)(dt_ns / 1000) > fsync_buckets_us[b])
+            b++;
+        l->st.fsync_hist[b]++;
+    }
+    while (l->ring_head < l->ring_tail && l->ring[l->ring_head % EVLOG_RING].done) {
+        const evlog_batch *b = &l->ring[l->ring_head % EVLOG_RING];
+        if (!b->ok)
+            l->failed = true;
+        else if (!l->failed)
+            l->durable_seq = b->end;
+        l->ring_head++;
+    }
+    pthread_cond_broadcast(&l->cv_durable);
+}
+
+/* A committer.  The take-and-write step runs under wmu, one committer at a
+ * time, so batches reach the file in sequence order; the fdatasync runs
+ * outside any lock, so up to commit_threads fsyncs overlap (the device
+ * queues them; each covers everything written before it started). */
 static void *committer_main(void *arg)
 {
     st_evlog *l = arg;
-    pthread_mutex_lock(&l->mu);
+    char *buf = NULL;          /* this committer's spare pending buffer */
+    size_t buf_cap = 0;
+    waiter *fire = NULL;
+    size_t cap_fire = 0;
     for (;;) {
+        pthread_mutex_lock(&l->wmu);
+        pthread_mutex_lock(&l->mu);
         while (!l->stop && !l->pend_len && !l->roll_req) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -340,62 +433,75 @@ static void *committer_main(void *arg)
         if (l->roll_req || (!l->pend_len && !l->stop)) {
             /* idle tick or explicit roll: time-based roll and disk check */
             bool forced = l->roll_req;
-            l->roll_req = false;
             pthread_mutex_unlock(&l->mu);
             if ((forced && l->fd >= 0 && l->seg_size > EVLOG_HEADER) || need_roll(l))
-                seg_close_active(l);
+                seg_close_active(l, 0);
             check_disk(l);
             pthread_mutex_lock(&l->mu);
+            if (forced) /* st_evlog_roll waits for this after its records are durable */
+                l->roll_req = false;
             pthread_cond_broadcast(&l->cv_durable);
+            pthread_mutex_unlock(&l->mu);
+            pthread_mutex_unlock(&l->wmu);
+            pthread_mutex_lock(&l->mu);
+            fire_waiters_locked(l, &fire, &cap_fire);
+            pthread_mutex_unlock(&l->mu);
             continue;
         }
-        if (!l->pend_len && l->stop)
+        if (!l->pend_len && l->stop) {
+            pthread_mutex_unlock(&l->mu);
+            pthread_mutex_unlock(&l->wmu);
             break;
-        if (l->o.fsync_ms > 0 && !l->stop) {
-            int64_t deadline = l->pend_since_ns + l->o.fsync_ms * 1000000;
-            while (!l->stop && l->pend_len < l->o.fsync_bytes && st_mono_ns() < deadline) {
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                int64_t left = deadline - st_mono_ns();
-                if (left <= 0)
-                    break;
-                ts.tv_nsec += left % 1000000000;
-                ts.tv_sec += left / 1000000000 + ts.tv_nsec / 1000000000;
-                ts.tv_nsec %= 1000000000;
-                pthread_cond_timedwait(&l->cv_commit, &l->mu, &ts);
-            }
         }
-        /* take the pending buffer; appenders continue into the other one */
+        /* No deliberate wait (fsync_ms and fsync_bytes are only upper bounds):
+         * an idle committer flushes at once, and under load the batch is what
+         * arrived during the fsyncs in flight.  Waiting here would cap a
+         * closed-loop client at one request per fsync_ms. */
+        /* take the pending buffer; appenders continue into the spare one */
         char *data = l->pend;
         size_t data_cap = l->pend_cap;
         size_t len = l->pend_len;
         size_t n = l->pend_n;
         uint64_t end = l->next_seq;
         uint64_t first = end - n;
-        l->pend = l->cbuf;
-        l->pend_cap = l->cbuf_cap;
-        l->cbuf = data;
-        l->cbuf_cap = data_cap;
+        l->pend = buf;
+        l->pend_cap = buf_cap;
         l->pend_len = 0;
         l->pend_n = 0;
         bool failed = l->failed;
+        uint64_t id = l->ring_tail++;
+        l->ring[id % EVLOG_RING] = (evlog_batch){.end = end};
+        l->n_syncing++;
         pthread_mutex_unlock(&l->mu);
 
         st_err e;
-        st_rc rc = failed ? ST_ERR_IO : commit_batch(l, data, len, first, &e);
+        st_rc rc = failed ? ST_ERR_IO : write_batch(l, data, len, first, &e);
+        int fd = l->fd;
+        check_disk(l);
+        pthread_mutex_unlock(&l->wmu);
+        int64_t t0 = st_mono_ns();
+        if (!rc && fdatasync(fd) < 0)
+            rc = st_fail_errno(&e, ST_ERR_IO, "fsync segment in %s", l->dir);
+        uint64_t dt = (uint64_t)(st_mono_ns() - t0);
         if (rc && !failed)
             st_error("event log: %s; refusing further events", e.msg);
-        check_disk(l);
+        /* keep the buffer for the next swap unless a burst made it large:
+         * each committer holds one */
+        if (data_cap > EVLOG_KEEP_BUF) {
+            st_free(data);
+            data = NULL;
+            data_cap = 0;
+        }
+        buf = data;
+        buf_cap = data_cap;
 
         pthread_mutex_lock(&l->mu);
-        if (rc) {
-            l->failed = true;
-        } else {
-            l->durable_seq = end;
-        }
-        pthread_cond_broadcast(&l->cv_durable);
+        batch_done_locked(l, id, rc == ST_OK, dt);
+        fire_waiters_locked(l, &fire, &cap_fire);
+        pthread_mutex_unlock(&l->mu);
     }
-    pthread_mutex_unlock(&l->mu);
+    st_free(buf);
+    st_free(fire);
     return NULL;
 }
 
@@ -690,7 +796,12 @@ st_rc st_evlog_open(const st_evlog_opts *opts, st_evlog **out, st_err *err)
         l->o.zstd_level = 3;
     if (!l->o.max_pending_bytes)
         l->o.max_pending_bytes = 64u << 20;
+    if (l->o.commit_threads <= 0)
+        l->o.commit_threads = 4;
+    if (l->o.commit_threads > EVLOG_MAX_COMMITTERS)
+        l->o.commit_threads = EVLOG_MAX_COMMITTERS;
     pthread_mutex_init(&l->mu, NULL);
+    pthread_mutex_init(&l->wmu, NULL);
     pthread_cond_init(&l->cv_commit, NULL);
     pthread_cond_init(&l->cv_durable, NULL);
     pthread_cond_init(&l->cv_seal, NULL);
@@ -748,11 +859,13 @@ st_rc st_evlog_open(const st_evlog_opts *opts, st_evlog **out, st_err *err)
                 seal_enqueue_locked(l, segs[i].id);
     }
     l->durable_seq = l->next_seq;
-    if (pthread_create(&l->committer, NULL, committer_main, l)) {
-        rc = st_fail(err, ST_ERR_IO, "event log: cannot start the committer thread");
-        goto fail;
+    for (int i = 0; i < l->o.commit_threads; i++) {
+        if (pthread_create(&l->committers[i], NULL, committer_main, l)) {
+            rc = st_fail(err, ST_ERR_IO, "event log: cannot start a committer thread");
+            goto fail;
+        }
+        l->n_committers++;
     }
-    l->started_committer = true;
     if (pthread_create(&l->sealer, NULL, sealer_main, l)) {
         rc = st_fail(err, ST_ERR_IO, "event log: cannot start the sealer thread");
         goto fail;
@@ -768,28 +881,48 @@ fail:
     return rc;
 }
 
-void st_evlog_close(st_evlog *l)
+/* Refuses appends, lets the committers flush what is queued and answer
+ * every callback, and joins the threads.  Idempotent. */
+static void evlog_stop(st_evlog *l)
 {
-    if (!l)
-        return;
     pthread_mutex_lock(&l->mu);
     l->stop = true;
     pthread_cond_broadcast(&l->cv_commit);
     pthread_cond_broadcast(&l->cv_seal);
     pthread_mutex_unlock(&l->mu);
-    if (l->started_committer)
-        pthread_join(l->committer, NULL);
+    for (int i = 0; i < l->n_committers; i++)
+        pthread_join(l->committers[i], NULL);
     if (l->started_sealer)
         pthread_join(l->sealer, NULL);
+    l->n_committers = 0;
+    l->started_sealer = false;
+    pthread_mutex_lock(&l->mu);
+    l->stopped = true;
+    /* what is still registered can no longer become durable */
+    size_t n = l->n_wait;
+    l->n_wait = 0;
+    uint64_t durable = l->durable_seq;
+    waiter *w = l->waiters;
+    pthread_mutex_unlock(&l->mu);
+    for (size_t i = 0; i < n; i++)
+        w[i].done(w[i].arg, w[i].ticket <= durable ? ST_OK : ST_ERR_IO);
+}
+
+void st_evlog_close(st_evlog *l)
+{
+    if (!l)
+        return;
+    evlog_stop(l);
     if (l->fd >= 0)
         close(l->fd);
     pthread_mutex_destroy(&l->mu);
+    pthread_mutex_destroy(&l->wmu);
     pthread_cond_destroy(&l->cv_commit);
     pthread_cond_destroy(&l->cv_durable);
     pthread_cond_destroy(&l->cv_seal);
     st_free(l->pend);
-    st_free(l->cbuf);
     st_free(l->seal_q);
+    st_free(l->waiters);
     st_free(l->dir);
     st_free(l);
 }
@@ -824,12 +957,9 @@ st_rc st_evlog_append(st_evlog *l, const void *framed, size_t len, size_t n_reco
         l->pend = p;
         l->pend_cap = cap;
     }
-    if (!l->pend_len) {
-        l->pend_since_ns = st_mono_ns();
+    /* the committer only sleeps with nothing pending */
+    if (!l->pend_len)
         pthread_cond_signal(&l->cv_commit);
-    } else if (l->pend_len < l->o.fsync_bytes && l->pend_len + len >= l->o.fsync_bytes) {
-        pthread_cond_signal(&l->cv_commit);
-    }
     memcpy(l->pend + l->pend_len, framed, len);
     l->pend_len += len;
     l->pend_n += n_records;
@@ -849,11 +979,72 @@ out:
 st_rc st_evlog_wait(st_evlog *l, uint64_t ticket, st_err *err)
 {
     pthread_mutex_lock(&l->mu);
-    while (l->durable_seq < ticket && !l->failed)
+    while (l->durable_seq < ticket && !l->failed && !l->stopped)
         pthread_cond_wait(&l->cv_durable, &l->mu);
     bool ok = l->durable_seq >= ticket;
     pthread_mutex_unlock(&l->mu);
     return ok ? ST_OK : st_fail(err, ST_ERR_IO, "event log %s: write or fsync failed", l->dir);
+}
+
+void st_evlog_on_durable(st_evlog *l, uint64_t ticket, st_sink_done_fn done, void *arg)
+{
+    pthread_mutex_lock(&l->mu);
+    st_rc rc = ST_OK;
+    if (l->durable_seq >= ticket) {
+        rc = ST_OK;
+    } else if (l->failed || l->stopped) {
+        rc = ST_ERR_IO;
+    } else {
+        if (l->n_wait == l->cap_wait) {
+            size_t cap = l->cap_wait ? l->cap_wait * 2 : 64;
+            waiter *w = st_realloc(l->waiters, cap * sizeof *w);
+            if (!w) {
+                /* cannot track it: not acknowledged, the client retries and
+                 * bronze deduplicates the copy */
+                pthread_mutex_unlock(&l->mu);
+                done(arg, ST_ERR_IO);
+                return;
+            }
+            l->waiters = w;
+            l->cap_wait = cap;
+        }
+        l->waiters[l->n_wait++] = (waiter){ticket, done, arg};
+        pthread_mutex_unlock(&l->mu);
+        return;
+    }
+    pthread_mutex_unlock(&l->mu);
+    done(arg, rc);
+}
+
+static st_rc sink_append(void *self, const char *source, const void *framed, size_t len,
+                         size_t n_records, uint64_t *out_ticket, st_err *err)
+{
+    (void)source; /* one log for every source: the record carries it */
+    return st_evlog_append(self, framed, len, n_records, NULL, out_ticket, err);
+}
+
+static void sink_on_durable(void *self, uint64_t ticket, st_sink_done_fn done, void *arg)
+{
+    st_evlog_on_durable(self, ticket, done, arg);
+}
+
+static void sink_stats(void *self, st_evlog_stats *out) { st_evlog_stats_get(self, out); }
+static void sink_stop(void *self) { evlog_stop(self); }
+static void sink_close(void *self) { st_evlog_close(self); }
+
+static const st_sink_ops evlog_sink_ops = {
+    .kind = "local",
+    .append = sink_append,
+    .on_durable = sink_on_durable,
+    .stats = sink_stats,
+    .stop = sink_stop,
+    .close = sink_close,
+};
+
+void st_evlog_sink(st_evlog *log, st_sink *out)
+{
+    out->ops = &evlog_sink_ops;
+    out->self = log;
 }
 
 void st_evlog_stats_get(st_evlog *l, st_evlog_stats *out)

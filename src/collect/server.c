@@ -4,13 +4,24 @@
  *
  * A request's body is gathered into one bounded buffer, split into events
  * (envelope.c), each valid event becomes one framed record in a second
- * per-request buffer, and the whole batch is appended to the event log
- * (evlog.c) in one call.  The handler then waits for the fsync that covers
- * it: libmicrohttpd runs a pool of worker threads, and the requests of all
- * workers that wait at the same time share one fsync (group commit).  Only
+ * buffer, and the whole batch is appended to the sink (sink.h: the file
+ * event log of evlog.c, or Kafka) in one call.  No thread waits for the
+ * fsync: the handler suspends the connection and registers a callback for
+ * its ticket; the sink's committer, after the fsync that covers it, resumes
+ * the connection, and libmicrohttpd calls the handler once more, which
+ * queues the answer prepared before suspending.  So a small pool of event
+ * loop threads (one per core) serves every connection, and all requests
+ * that arrive during one fsync share the next one (group commit).  Only
  * after that does the client get its 2xx.
+ *
+ * Memory: one `req` per connection (libmicrohttpd's socket context) holds
+ * the buffers, reused by the connection's keep-alive requests, so a steady
+ * stream of small requests allocates nothing but libmicrohttpd's own
+ * response objects.
  */
 #include "strata/collect.h"
+#include "collect/sink.h"
+#include "collect/kafka.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -19,6 +30,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 enum reason {
     R_UNAUTHORIZED,
@@ -37,8 +49,9 @@ static const char *const reason_names[R_COUNT] = {
 
 struct st_collector {
     const st_collect_cfg *cfg;
-    st_evlog *log;
+    st_sink sink;                        /* ops NULL until opened */
     struct MHD_Daemon *d;
+    struct MHD_Response *resp_one;       /* the 200 of one accepted event, shared */
     int port;
     char *tls_cert;
     char *tls_key;
@@ -47,17 +60,43 @@ struct st_collector {
     _Atomic uint64_t ev_rejected[R_COUNT];
     _Atomic uint64_t requests;
     _Atomic uint64_t bytes_in;
+    _Atomic int64_t suspended;           /* requests waiting for durability */
     uint64_t (*lag_fn)(void *);          /* loader lag gauge, set once before serving */
     void *lag_arg;
 };
 
 enum route { RT_EVENTS, RT_EVENT };
 
+enum rq_state {
+    RQ_IDLE, /* between requests */
+    RQ_BODY, /* gathering a POST body */
+    RQ_WAIT, /* appended, connection suspended until the sink calls durable_cb */
+};
+
+/* Per connection, reused by each of its requests (libmicrohttpd's socket
+ * context); freed when the connection closes. */
 typedef struct req {
+    st_collector *c;
+    struct MHD_Connection *conn;
+    enum rq_state state;
     enum route route;
-    st_buf body;
     bool too_large;
+    const st_collect_source *src; /* the key's source, checked before the body */
+    /* the answer prepared before suspending, sent once durable */
+    unsigned status;
+    const char *origin;       /* BORROWED from the request headers */
+    size_t src_index;
+    size_t n_ok;
+    _Atomic int done_rc;      /* st_rc from the sink callback */
+    st_buf body;
+    st_buf recs, one, errs, out;
+    st_span *spans;
+    size_t cap_spans;
 } req;
+
+/* Buffers above this are released after their request so that idle
+ * keep-alive connections do not hold batch-sized memory. */
+#define RQ_KEEP_BYTES (64u << 10)
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *ctype,
                              const char *body, size_t len, const char *origin, int retry_after)
@@ -164,7 +203,7 @@ static enum MHD_Result preflight(st_collector *c, struct MHD_Connection *conn)
 static enum MHD_Result metrics(st_collector *c, struct MHD_Connection *conn)
 {
     st_evlog_stats st;
-    st_evlog_stats_get(c->log, &st);
+    c->sink.ops->stats(c->sink.self, &st);
     st_buf b;
     st_buf_init(&b, 0);
     st_buf_puts(&b, "# HELP strata_collector_events_accepted_total Events acknowledged after fsync.\n"
@@ -204,6 +243,9 @@ static enum MHD_Result metrics(st_collector *c, struct MHD_Connection *conn)
                   "# HELP strata_collector_log_segments_sealed_total Segments compressed since start.\n"
                   "# TYPE strata_collector_log_segments_sealed_total counter\n"
                   "strata_collector_log_segments_sealed_total %llu\n"
+                  "# HELP strata_collector_waiting_requests Requests appended and waiting for durability (connections suspended).\n"
+                  "# TYPE strata_collector_waiting_requests gauge\n"
+                  "strata_collector_waiting_requests %lld\n"
                   "# HELP strata_collector_disk_low 1 while events are refused for low disk space.\n"
                   "# TYPE strata_collector_disk_low gauge\n"
                   "strata_collector_disk_low %d\n"
@@ -215,7 +257,8 @@ static enum MHD_Result metrics(st_collector *c, struct MHD_Connection *conn)
                   (unsigned long long)atomic_load(&c->requests),
                   (unsigned long long)atomic_load(&c->bytes_in), (unsigned long long)st.n_bytes,
                   st.pending_records, st.pending_bytes, (unsigned long long)st.next_seq,
-                  (unsigned long long)st.n_segments_sealed, st.disk_low ? 1 : 0,
+                  (unsigned long long)st.n_segments_sealed,
+                  (long long)atomic_load(&c->suspended), st.disk_low ? 1 : 0,
                   (unsigned long long)(c->lag_fn ? c->lag_fn(c->lag_arg) : 0));
     static const int64_t bounds[10] = ST_EVLOG_FSYNC_BUCKETS_US;
     uint64_t cum = 0;
@@ -244,11 +287,49 @@ static bool list_has(char *const *v, size_t n, const char *s)
     return false;
 }
 
-/* The body is complete: validate, append, wait for durability, answer. */
+/* Sink callback, on the committer thread (or inline): records the outcome
+ * and resumes the connection; the handler then sends the answer.  rq stays
+ * alive until then because a suspended connection cannot complete. */
+static void durable_cb(void *arg, st_rc rc)
+{
+    req *rq = arg;
+    struct MHD_Connection *conn = rq->conn;
+    atomic_store(&rq->done_rc, (int)rc);
+    /* rq may be reused or freed once resumed: touch it no more */
+    MHD_resume_connection(conn);
+}
+
+/* Called again after durable_cb resumed the connection: the 2xx prepared
+ * before suspending, or 503 when the sink could not make it durable. */
+static enum MHD_Result answer_durable(st_collector *c, struct MHD_Connection *conn, req *rq)
+{
+    atomic_fetch_sub(&c->suspended, 1);
+    rq->state = RQ_IDLE;
+    st_rc rc = (st_rc)atomic_load(&rq->done_rc);
+    if (rc) {
+        /* nothing of this request was acknowledged: the client retries it all */
+        enum reason why = rc == ST_ERR_LIMIT ? R_OVERLOADED : R_UNAVAILABLE;
+        atomic_fetch_add(&c->ev_rejected[why], rq->n_ok);
+        return reply_err(c, conn, MHD_HTTP_SERVICE_UNAVAILABLE, why,
+                         why == R_OVERLOADED
+                             ? "event log queue full, events not stored"
+                             : "event log: write, fsync or delivery failed, events not stored",
+                         -1, rq->origin);
+    }
+    atomic_fetch_add(&c->accepted[rq->src_index], rq->n_ok);
+    if (rq->status == MHD_HTTP_OK && rq->n_ok == 1 && !rq->origin && c->resp_one)
+        return MHD_queue_response(conn, MHD_HTTP_OK, c->resp_one);
+    return reply(conn, rq->status, "application/json", rq->out.data ? rq->out.data : "{}",
+                 rq->out.len, rq->origin, 0);
+}
+
+/* The body is complete: validate, append, then either answer now (errors,
+ * non-durable mode) or suspend until the sink reports durability. */
 static enum MHD_Result ingest(st_collector *c, struct MHD_Connection *conn, req *rq,
                               const st_collect_source *src, const char *origin)
 {
     const st_collect_cfg *cfg = c->cfg;
+    rq->state = RQ_IDLE;
     if (rq->too_large) {
         char msg[96];
         snprintf(msg, sizeof msg, "body larger than %zu bytes", cfg->max_body_bytes);
@@ -257,27 +338,30 @@ static enum MHD_Result ingest(st_collector *c, struct MHD_Connection *conn, req 
     atomic_fetch_add(&c->bytes_in, rq->body.len);
     const char *body = rq->body.data ? rq->body.data : "";
     size_t cap = rq->route == RT_EVENT ? 1 : cfg->max_events;
-    st_span *spans = st_malloc(cap * sizeof *spans);
-    st_buf recs, one, errs;
-    st_buf_init(&recs, 0);
-    st_buf_init(&one, 0);
-    st_buf_init(&errs, 0);
-    enum MHD_Result ret = MHD_NO;
+    st_buf *recs = &rq->recs, *one = &rq->one, *errs = &rq->errs;
+    st_buf_reset(recs);
+    st_buf_reset(one);
+    st_buf_reset(errs);
+    st_buf_reset(&rq->out);
     st_err err;
     size_t n = 0, bad_index = 0;
-    if (!spans)
-        goto fail;
+    if (rq->cap_spans < cap) {
+        st_span *sp = st_realloc(rq->spans, cap * sizeof *sp);
+        if (!sp)
+            return MHD_NO;
+        rq->spans = sp;
+        rq->cap_spans = cap;
+    }
+    st_span *spans = rq->spans;
     st_split_limits lim = {.max_events = cap, .max_event_bytes = cfg->max_event_bytes,
                            .max_depth = cfg->max_depth};
     if (rq->route == RT_EVENT) {
         size_t i = 0;
         while (i < rq->body.len && strchr(" \t\r\n", body[i]))
             i++;
-        if (i < rq->body.len && body[i] == '[') {
-            ret = reply_err(c, conn, MHD_HTTP_BAD_REQUEST, R_MALFORMED,
-                            "expected one event object (use /v1/events for batches)", -1, origin);
-            goto fail;
-        }
+        if (i < rq->body.len && body[i] == '[')
+            return reply_err(c, conn, MHD_HTTP_BAD_REQUEST, R_MALFORMED,
+                             "expected one event object (use /v1/events for batches)", -1, origin);
     }
     st_rc rc = st_collect_split(body, rq->body.len, &lim, spans, cap, &n, &bad_index, &err);
     if (rc) {
@@ -287,13 +371,12 @@ static enum MHD_Result ingest(st_collector *c, struct MHD_Connection *conn, req 
         }
         unsigned status = rc == ST_ERR_LIMIT ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_BAD_REQUEST;
         enum reason why = rc == ST_ERR_LIMIT ? R_TOO_LARGE : R_MALFORMED;
-        ret = reply_err(c, conn, status, why, err.msg,
-                        rq->route == RT_EVENTS ? (long)bad_index : -1, origin);
-        goto fail;
+        return reply_err(c, conn, status, why, err.msg,
+                         rq->route == RT_EVENTS ? (long)bad_index : -1, origin);
     }
     int64_t now = st_now_us();
     size_t n_ok = 0, n_forbidden = 0;
-    st_buf_puts(&errs, "[");
+    st_buf_puts(errs, "[");
     for (size_t i = 0; i < n; i++) {
         st_envelope env;
         enum reason why = R_INVALID;
@@ -328,74 +411,100 @@ static enum MHD_Result ingest(st_collector *c, struct MHD_Connection *conn, req 
             }
         }
         if (!rc) {
-            st_buf_reset(&one);
-            rc = st_envelope_record(&one, spans[i].p, spans[i].len, &env, src->name, family, now);
+            st_buf_reset(one);
+            rc = st_envelope_record(one, spans[i].p, spans[i].len, &env, src->name, family, now);
             if (!rc)
-                rc = st_evlog_frame(&recs, one.data, one.len);
-            if (rc) {
-                ret = reply_err(c, conn, MHD_HTTP_SERVICE_UNAVAILABLE, R_UNAVAILABLE,
-                                "out of memory", -1, origin);
-                goto fail;
-            }
+                rc = st_evlog_frame(recs, one->data, one->len);
+            if (rc)
+                return reply_err(c, conn, MHD_HTTP_SERVICE_UNAVAILABLE, R_UNAVAILABLE,
+                                 "out of memory", -1, origin);
             n_ok++;
             continue;
         }
         if (why == R_FORBIDDEN)
             n_forbidden++;
         atomic_fetch_add(&c->ev_rejected[why], 1);
-        if (errs.len > 1)
-            st_buf_putc(&errs, ',');
-        st_buf_printf(&errs, "{\"index\":%zu,", i);
+        if (errs->len > 1)
+            st_buf_putc(errs, ',');
+        st_buf_printf(errs, "{\"index\":%zu,", i);
         if (env.event_id[0]) {
-            st_buf_puts(&errs, "\"event_id\":");
-            st_buf_json_str(&errs, env.event_id);
-            st_buf_putc(&errs, ',');
+            st_buf_puts(errs, "\"event_id\":");
+            st_buf_json_str(errs, env.event_id);
+            st_buf_putc(errs, ',');
         }
-        st_buf_printf(&errs, "\"code\":\"%s\",\"error\":", reason_names[why]);
-        st_buf_json_str(&errs, err.msg);
-        st_buf_putc(&errs, '}');
+        st_buf_printf(errs, "\"code\":\"%s\",\"error\":", reason_names[why]);
+        st_buf_json_str(errs, err.msg);
+        st_buf_putc(errs, '}');
     }
-    st_buf_putc(&errs, ']');
-    if (n_ok) {
-        uint64_t ticket;
-        rc = st_evlog_append(c->log, recs.data, recs.len, n_ok, NULL, &ticket, &err);
-        if (!rc && cfg->durable)
-            rc = st_evlog_wait(c->log, ticket, &err);
-        if (rc) {
-            /* nothing of this request was acknowledged: the client retries it all */
-            atomic_fetch_add(&c->ev_rejected[rc == ST_ERR_LIMIT ? R_OVERLOADED : R_UNAVAILABLE],
-                             n_ok);
-            ret = reply_err(c, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
-                            rc == ST_ERR_LIMIT ? R_OVERLOADED : R_UNAVAILABLE, err.msg, -1, origin);
-            goto fail;
-        }
-        size_t si = (size_t)(src - cfg->sources);
-        atomic_fetch_add(&c->accepted[si], n_ok);
-    }
+    st_buf_putc(errs, ']');
     size_t n_bad = n - n_ok;
     unsigned status = !n_bad ? MHD_HTTP_OK
                       : n_ok ? MHD_HTTP_MULTI_STATUS
                       : n_forbidden == n_bad ? MHD_HTTP_FORBIDDEN
                                              : MHD_HTTP_BAD_REQUEST;
-    st_buf out;
-    st_buf_init(&out, 0);
-    st_buf_printf(&out, "{\"accepted\":%zu,\"rejected\":%zu", n_ok, n_bad);
+    st_buf *out = &rq->out;
+    st_buf_printf(out, "{\"accepted\":%zu,\"rejected\":%zu", n_ok, n_bad);
     if (n_bad) {
-        st_buf_puts(&out, ",\"errors\":");
-        st_buf_append(&out, errs.data, errs.len);
+        st_buf_puts(out, ",\"errors\":");
+        st_buf_append(out, errs->data, errs->len);
     }
-    st_buf_puts(&out, "}\n");
+    st_buf_puts(out, "}\n");
     if (n_bad)
         atomic_fetch_add(&c->req_rejected[n_forbidden == n_bad && !n_ok ? R_FORBIDDEN : R_INVALID],
                          n_ok ? 0 : 1);
-    ret = reply(conn, status, "application/json", out.data ? out.data : "{}", out.len, origin, 0);
-    st_buf_free(&out);
-fail:
-    st_free(spans);
-    st_buf_free(&recs);
-    st_buf_free(&one);
-    st_buf_free(&errs);
-    return ret;
+    size_t si = (size_t)(src - cfg->sources);
+    if (n_ok) {
+        uint64_t ticket;
+        rc = c->sink.ops->append(c->sink.self, src->name, recs->data, recs->len, n_ok, &ticket,
+                                 &err);
+        if (rc) {
+            /* nothing of this request was acknowledged: the client retries it all */
+            atomic_fetch_add(&c->ev_rejected[rc == ST_ERR_LIMIT ? R_OVERLOADED : R_UNAVAILABLE],
+                             n_ok);
+            return reply_err(c, conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                             rc == ST_ERR_LIMIT ? R_OVERLOADED : R_UNAVAILABLE, err.msg, -1, origin);
+        }
+        if (cfg->durable) {
+            rq->status = status;
+            rq->origin = origin;
+            rq->src_index = si;
+            rq->n_ok = n_ok;
+            rq->state = RQ_WAIT;
+            atomic_fetch_add(&c->suspended, 1);
+            /* suspend first: the callback may resume at once, even before
+             * on_durable returns */
+            MHD_suspend_connection(conn);
+            c->sink.ops->on_durable(c->sink.self, ticket, durable_cb, rq);
+            return MHD_YES;
+        }
+        atomic_fetch_add(&c->accepted[si], n_ok);
+    }
+    return reply(conn, status, "application/json", out->data ? out->data : "{}", out->len, origin,
+                 0);
+}
+
+static void req_trim(st_buf *b)
+{
+    if (b->cap > RQ_KEEP_BYTES) {
+        size_t max = b->max;
+        st_buf_free(b);
+        st_buf_init(b, max);
+    } else {
+        st_buf_reset(b);
+    }
+}
+
+static void req_free(req *rq)
+{
+    if (!rq)
+        return;
+    st_buf_free(&rq->body);
+    st_buf_free(&rq->recs);
+    st_buf_free(&rq->one);
+    st_buf_free(&rq->errs);
+    st_buf_free(&rq->out);
+    st_free(rq->spans);
+    st_free(rq);
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
@@ -405,14 +514,17 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     st_collector *c = cls;
     req *rq = *con_cls;
     if (rq) {
+        if (rq->state == RQ_WAIT)
+            return answer_durable(c, conn, rq);
         if (*upload_size) {
             if (!rq->too_large && st_buf_append(&rq->body, upload, *upload_size))
                 rq->too_large = true;
             *upload_size = 0;
             return MHD_YES;
         }
-        const st_collect_source *src = auth(c, conn);
+        const st_collect_source *src = rq->src;
         const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+        rq->state = RQ_IDLE;
         if (!src)
             return reply_err(c, conn, MHD_HTTP_UNAUTHORIZED, R_UNAUTHORIZED,
                              "missing or unknown API key", -1, NULL);
@@ -430,7 +542,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         return reply(conn, MHD_HTTP_OK, "application/json", "{\"ok\":true}\n", 12, NULL, 0);
     if (get && !strcmp(url, "/readyz")) {
         st_evlog_stats st;
-        st_evlog_stats_get(c->log, &st);
+        c->sink.ops->stats(c->sink.self, &st);
         bool ready = !st.failed && !st.disk_low &&
                      st.pending_bytes < c->cfg->log.max_pending_bytes / 2;
         if (ready)
@@ -462,27 +574,72 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         snprintf(msg, sizeof msg, "body larger than %zu bytes", c->cfg->max_body_bytes);
         return reply_err(c, conn, MHD_HTTP_CONTENT_TOO_LARGE, R_TOO_LARGE, msg, -1, NULL);
     }
-    if (!auth(c, conn))
+    const st_collect_source *src = auth(c, conn);
+    if (!src)
         return reply_err(c, conn, MHD_HTTP_UNAUTHORIZED, R_UNAUTHORIZED,
                          "missing or unknown API key", -1, NULL);
-    rq = st_calloc(1, sizeof *rq);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    rq = ci ? ci->socket_context : NULL;
     if (!rq)
         return MHD_NO;
+    rq->conn = conn;
+    rq->src = src;
     rq->route = rt;
-    st_buf_init(&rq->body, c->cfg->max_body_bytes);
+    rq->too_large = false;
+    rq->state = RQ_BODY;
+    st_buf_reset(&rq->body);
     *con_cls = rq;
     (void)version;
     return MHD_YES;
 }
 
+/* The request is over (answered, or the connection dropped): keep the
+ * connection's req for its next request, minus large buffers. */
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                       enum MHD_RequestTerminationCode toe)
 {
+    st_collector *c = cls;
     req *rq = *con_cls;
+    (void)conn;
+    (void)toe;
     if (rq) {
-        st_buf_free(&rq->body);
-        st_free(rq);
+        if (rq->state == RQ_WAIT) /* resumed, then dropped before the answer */
+            atomic_fetch_sub(&c->suspended, 1);
+        rq->state = RQ_IDLE;
+        req_trim(&rq->body);
+        req_trim(&rq->recs);
+        req_trim(&rq->one);
+        req_trim(&rq->errs);
+        req_trim(&rq->out);
+        if (rq->cap_spans * sizeof *rq->spans > RQ_KEEP_BYTES) {
+            st_free(rq->spans);
+            rq->spans = NULL;
+            rq->cap_spans = 0;
+        }
         *con_cls = NULL;
+    }
+}
+
+static void conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                        enum MHD_ConnectionNotificationCode toe)
+{
+    st_collector *c = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        req *rq = st_calloc(1, sizeof *rq);
+        if (rq) {
+            rq->c = c;
+            rq->conn = conn;
+            st_buf_init(&rq->body, c->cfg->max_body_bytes);
+            st_buf_init(&rq->recs, 0);
+            st_buf_init(&rq->one, 0);
+            st_buf_init(&rq->errs, 0);
+            st_buf_init(&rq->out, 0);
+        }
+        *socket_context = rq; /* NULL: its POSTs are refused (MHD_NO closes it) */
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        req_free(*socket_context);
+        *socket_context = NULL;
     }
 }
 
@@ -494,6 +651,24 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     while (n && msg[n - 1] == '\n')
         msg[--n] = '\0';
     st_debug("http: %s", msg);
+}
+
+/* Opens the sink event_log.kind names.  Another kind plugs in here with a
+ * constructor filling an st_sink (see sink.h). */
+static st_rc open_sink(const st_collect_cfg *cfg, st_sink *out, st_err *err)
+{
+    if (!cfg->log_kind || !strcmp(cfg->log_kind, "local")) {
+        st_evlog *log;
+        st_rc rc = st_evlog_open(&cfg->log, &log, err);
+        if (rc)
+            return rc;
+        st_evlog_sink(log, out);
+        return ST_OK;
+    }
+    if (!strcmp(cfg->log_kind, "kafka") && cfg->kafka)
+        return st_kafka_sink_open(cfg->kafka, out, err);   /* kafka.c */
+    return st_fail(err, ST_ERR_UNSUPPORTED, "collector.event_log.kind: '%s' is not available",
+                   cfg->log_kind);
 }
 
 st_rc st_collector_start(const st_collect_cfg *cfg, st_collector **out, st_err *err)
@@ -515,14 +690,23 @@ st_rc st_collector_start(const st_collect_cfg *cfg, st_collector **out, st_err *
         rc = st_fail(err, ST_ERR_IO, "libsodium failed to initialise");
         goto fail;
     }
-    rc = st_evlog_open(&cfg->log, &c->log, err);
+    rc = open_sink(cfg, &c->sink, err);
     if (rc)
         goto fail;
+    static const char one_body[] = "{\"accepted\":1,\"rejected\":0}\n";
+    c->resp_one = MHD_create_response_from_buffer(sizeof one_body - 1, (void *)one_body,
+                                                  MHD_RESPMEM_PERSISTENT);
+    if (!c->resp_one) {
+        rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    MHD_add_response_header(c->resp_one, "Content-Type", "application/json");
+    MHD_add_response_header(c->resp_one, "Cache-Control", "no-store");
 
     struct sockaddr_in a4;
     struct sockaddr_in6 a6;
     struct sockaddr *sa;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     const char *host = cfg->listen_host;
     if (!strcmp(host, "localhost"))
         host = "127.0.0.1";
@@ -566,10 +750,16 @@ st_rc st_collector_start(const st_collect_cfg *cfg, st_collector **out, st_err *
         }
         flags |= MHD_USE_TLS;
     }
+    /* event loops, not blocked workers: more threads than cores only adds
+     * context switches */
+    long threads = cfg->threads > 0 ? cfg->threads : sysconf(_SC_NPROCESSORS_ONLN);
+    if (threads < 1)
+        threads = 1;
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_SOCK_ADDR, 0, sa},
-        {MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL},
+        {MHD_OPTION_THREAD_POOL_SIZE, threads, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, c},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)conn_notify, c},
         {MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, 4096, NULL},
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, c},
@@ -603,8 +793,9 @@ void st_collector_set_lag_fn(st_collector *c, uint64_t (*fn)(void *), void *arg)
 
 uint64_t st_collector_durable_seq(void *c)
 {
+    st_collector *col = c;
     st_evlog_stats st;
-    st_evlog_stats_get(((st_collector *)c)->log, &st);
+    col->sink.ops->stats(col->sink.self, &st);
     return st.durable_seq;
 }
 
@@ -612,9 +803,17 @@ void st_collector_stop(st_collector *c)
 {
     if (!c)
         return;
+    /* every suspended connection must be resumed before MHD_stop_daemon:
+     * stopping the sink answers every registered callback, and appends
+     * after it are refused */
+    if (c->sink.ops)
+        c->sink.ops->stop(c->sink.self);
     if (c->d)
         MHD_stop_daemon(c->d);
-    st_evlog_close(c->log);
+    if (c->sink.ops)
+        c->sink.ops->close(c->sink.self);
+    if (c->resp_one)
+        MHD_destroy_response(c->resp_one);
     if (c->tls_key)
         sodium_memzero(c->tls_key, strlen(c->tls_key));
     st_free(c->tls_cert);

@@ -68,6 +68,17 @@ char *st_strndup(const char *s, size_t n)
     return d;
 }
 
+int st_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 char *st_vsprintf(const char *fmt, va_list ap)
 {
     va_list ap2;

@@ -130,15 +130,6 @@ done:
     return rc;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 st_rc st_delta_dv_build(const char *table_path, const uint64_t *positions, size_t n,
                         const st_delta_dv *existing, st_delta_dv *out, int64_t *out_bytes,
                         st_err *err)
@@ -192,7 +183,7 @@ st_rc st_delta_dv_build(const char *table_path, const uint64_t *positions, size_
     for (size_t i = 0, k = 0; uuid[i] && k < 16; i++) {
         if (uuid[i] == '-')
             continue;
-        ub[k++] = (unsigned char)(hexval(uuid[i]) << 4 | hexval(uuid[i + 1]));
+        ub[k++] = (unsigned char)(st_hex_digit((unsigned char)uuid[i]) << 4 | st_hex_digit((unsigned char)uuid[i + 1]));
         i++;
     }
     z85 = st_malloc(21);

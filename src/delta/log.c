@@ -17,17 +17,6 @@
 
 /* ---------------------------------------------------------------- paths */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 char *st_delta_url_decode_path(const char *s)
 {
     if (!s)
@@ -39,8 +28,8 @@ char *st_delta_url_decode_path(const char *s)
     size_t j = 0;
     for (size_t i = 0; i < n; i++) {
         int hi, lo;
-        if (s[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
-            (lo = hexval((unsigned char)s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < n && (hi = st_hex_digit((unsigned char)s[i + 1])) >= 0 &&
+            (lo = st_hex_digit((unsigned char)s[i + 2])) >= 0) {
             out[j++] = (char)(hi * 16 + lo);
             i += 2;
         } else {

@@ -17,7 +17,7 @@ static const char *const source_keys[] = {
     "schemas", "exclude", "strategy", "series", "indicators", "schedule", NULL};
 static const char *const table_keys[] = {"strategy", "key", "cursor", "lookback", "chunks",
                                          "target", "partition_by", "cast_to_string", "country",
-                                         "entity", "path", NULL};
+                                         "entity", "path", "chunking", NULL};
 
 const char *x_strategy_name(x_strategy s)
 {
@@ -235,9 +235,17 @@ static st_rc parse_table(const x_source_cfg *src, const char *name, const st_cfg
         return st_cfg_fail(n, err, ST_ERR_INVALID, "strategy incremental needs `cursor:`");
     if (t->strategy == X_HASHDIFF && !t->n_key)
         return st_cfg_fail(n, err, ST_ERR_INVALID, "strategy hashdiff needs `key:`");
-    if (t->chunks > 1 && t->n_key != 1)
-        return st_cfg_fail(n, err, ST_ERR_INVALID,
-                           "chunks > 1 needs exactly one integer `key:` column to split on");
+    const char *chunking = NULL;
+    rc = st_cfg_get_str(n, "chunking", NULL, &chunking, err);
+    if (rc)
+        return rc;
+    if (chunking && !strcmp(chunking, "sample"))
+        t->sample_chunks = true;
+    else if (chunking && strcmp(chunking, "auto"))
+        return st_cfg_fail(n, err, ST_ERR_INVALID, "chunking: expected auto or sample, got '%s'",
+                           chunking);
+    if (t->chunks > 1 && !t->n_key)
+        return st_cfg_fail(n, err, ST_ERR_INVALID, "chunks > 1 needs `key:` columns to split on");
     for (const char *c = t->target; *c; c++)
         if (!(*c == '_' || *c == '-' || (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') ||
               (*c >= 'A' && *c <= 'Z')))

@@ -35,6 +35,8 @@ typedef struct x_table_cfg {
     char *cursor;          /* incremental cursor column */
     int64_t lookback;      /* seconds for temporal cursors, units for numeric ones */
     int chunks;            /* key-range chunks, 1 = none */
+    bool sample_chunks;    /* `chunking: sample`: boundaries from a sample of the key even
+                              when the first key column is an integer */
     char **partition_by;
     size_t n_partition_by;
     char **cast_to_string; /* columns whose unmappable type is read as text */
@@ -187,6 +189,15 @@ void x_run_free(x_run *r);
 /* Strategy and status of one run (OWNED); ST_ERR_NOTFOUND when unknown. */
 st_rc x_state_run_info(st_state *s, int64_t run_id, char **strategy, char **status, st_err *err);
 
+/* ---- hashdiff memory ---- */
+
+/* DuckDB memory of the hashdiff joins (the extraction workers have their
+ * own 256 MB each, and are done by then). */
+#define X_HASHDIFF_MEMORY "128MB"
+/* Caps eng at X_HASHDIFF_MEMORY, spilling to spill_dir, without keeping
+ * insertion order (run.c). */
+st_rc x_hashdiff_limit(st_engine *eng, const char *spill_dir, st_err *err);
+
 /* ---- raw layer (raw.c) ---- */
 
 /* Adds the run's files to raw/<target> as partition _run_id=<run> (hard
@@ -198,6 +209,23 @@ st_rc x_raw_land(st_engine *eng, const x_project *p, const x_source_cfg *src,
                  const x_table_cfg *t, int64_t run_id, const st_delta_schema *schema,
                  const char *stage_dir, const st_parquet_file *files, size_t n_files,
                  bool partitioned, st_err *err);
+
+/* Agent mode: <dir>/manifest.json for the chunk files of one table run
+ * (row counts, sizes, xxh64 of the bytes, schema, key, watermark), read
+ * back by import.c. */
+typedef struct x_manifest {
+    const char *dir;
+    const char *source, *table, *target, *strategy;
+    int64_t run_id;
+    const char *watermark;                /* NULL = none */
+    const char *const *key;
+    size_t n_key;
+    const st_delta_schema *schema;
+    const st_parquet_file *files;
+    size_t n_files;
+} x_manifest;
+
+st_rc x_write_manifest(const x_manifest *m, st_err *err);
 
 /* Parquet file list <-> JSON (for chunk records and manifests). */
 char *x_files_to_json(const st_parquet_file *f, size_t n);
@@ -234,6 +262,10 @@ st_rc x_parse_sdmx_csv(const char *data, size_t len, x_table *out, st_err *err);
 st_rc x_parse_sdmx_ml(const char *data, size_t len, x_table *out, st_err *err);
 /* World Bank Indicators API v2 JSON page; appends rows to out. */
 st_rc x_parse_worldbank(const char *data, size_t len, x_table *out, st_err *err);
+
+/* Whether column i of an API response is part of its key (SDMX
+ * dimensions and TIME_PERIOD; World Bank indicator, country, date). */
+bool x_api_is_key(x_kind k, char *const *cols, size_t i);
 
 /* Runs one HTTP-API table (http_run.c). */
 st_rc x_http_run_table(const x_project *p, const x_source_cfg *src, const x_table_cfg *t,

@@ -293,8 +293,10 @@ st_rc x_parse_sdmx_ml(const char *d, size_t len, x_table *t, st_err *err)
             /* series values first, so the columns are series dims + attrs */
             for (size_t i = 0; i < n_s && rc == ST_OK; i++) {
                 ssize_t ci = col_index(t, skeys[i], true);
-                if (ci >= 0)   /* later series may carry extra attributes: not columns */
+                if (ci >= 0) {   /* later series may carry extra attributes: not columns */
+                    st_free(obs[ci]);   /* a key repeated in the series: the last wins */
                     obs[ci] = st_strdup(svals[i]);
+                }
             }
         } else if (IS("Obs") && closing && obs) {
             if (rc == ST_OK && t->n_cols) {

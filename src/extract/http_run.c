@@ -20,18 +20,18 @@ static bool is_value_col(x_kind k, const char *c)
 
 /* Key columns: World Bank indicator/country/date; SDMX every column up to
  * TIME_PERIOD that is a dimension (attributes and the value come after). */
-static bool is_key_col(x_kind k, const x_table *tb, size_t i)
+bool x_api_is_key(x_kind k, char *const *cols, size_t i)
 {
-    const char *c = tb->cols[i];
+    const char *c = cols[i];
     if (k == X_WORLDBANK)
         return !strcmp(c, "indicator_id") || !strcmp(c, "country_id") || !strcmp(c, "date");
     if (!strcmp(c, "TIME_PERIOD"))
         return true;
     if (!strcmp(c, "ACTION") || !strcmp(c, "STRUCTURE") || !strcmp(c, "STRUCTURE_ID") ||
-        !strcmp(c, "OBS_VALUE") || !strncmp(c, "OBS_", 4))
+        !strcmp(c, "OBS_VALUE") || !strncmp(c, "OBS_", 4) || c[0] == '_')
         return false;
     for (size_t j = 0; j < i; j++)
-        if (!strcmp(tb->cols[j], "TIME_PERIOD") || !strcmp(tb->cols[j], "OBS_VALUE"))
+        if (!strcmp(cols[j], "TIME_PERIOD") || !strcmp(cols[j], "OBS_VALUE"))
             return false;
     return true;
 }
@@ -211,10 +211,44 @@ st_rc x_http_run_table(const x_project *p, const x_source_cfg *src, const x_tabl
     snprintf(prefix, sizeof prefix, "r%lld-c0-b0-", (long long)run->id);
     st_parquet_opts po = {0};
     po.file_prefix = prefix;
-    rc = rc ? rc : st_engine_write_parquet(eng, sel.data, table_path, &po, &files, &n_files, err);
+    /* agent mode: the file and a manifest go to --to-dir, nothing is committed */
+    char *out_dir = o->to_dir ? st_sprintf("%s/%s", o->to_dir, t->target) : st_strdup(table_path);
+    rc = rc ? rc : st_mkdirs(out_dir, err);
+    rc = rc ? rc : st_engine_write_parquet(eng, sel.data, out_dir, &po, &files, &n_files, err);
     st_buf_free(&sel);
-    if (rc)
+    if (rc) {
+        st_free(out_dir);
         goto out;
+    }
+    char **keys = st_calloc(tb.n_cols + 1, sizeof *keys);
+    size_t nk = 0;
+    for (size_t i = 0; i < tb.n_cols; i++)
+        if (x_api_is_key(src->kind, tb.cols, i))
+            keys[nk++] = tb.cols[i];
+    if (o->to_dir) {
+        x_manifest m = {.dir = out_dir, .source = src->name, .table = t->name,
+                        .target = t->target, .strategy = incremental ? "incremental" : "full",
+                        .run_id = run->id, .watermark = NULL,
+                        .key = (const char *const *)keys, .n_key = nk, .schema = schema,
+                        .files = files, .n_files = n_files};
+        rc = x_write_manifest(&m, err);
+        st_free(keys);
+        st_free(out_dir);
+        if (rc)
+            goto out;
+        res->rows_written = n_files ? files[0].rows : 0;
+        rc = x_state_finish_run(state, run->id, "exported", res->rows_read, res->rows_written,
+                                res->bytes, (st_mono_ns() - t0) / 1000000, NULL, -1, NULL, err);
+        goto out;
+    }
+    st_free(out_dir);
+    /* raw first, as for database tables: the response rows of this run as
+     * partition _run_id, so `strata reprocess` can rebuild bronze */
+    rc = x_raw_land(eng, p, src, t, run->id, schema, table_path, files, n_files, false, err);
+    if (rc) {
+        st_free(keys);
+        goto out;
+    }
     x_land l;
     memset(&l, 0, sizeof l);
     l.table_path = table_path;
@@ -224,11 +258,6 @@ st_rc x_http_run_table(const x_project *p, const x_source_cfg *src, const x_tabl
     l.schema = schema;
     l.files = files;
     l.n_files = n_files;
-    char **keys = st_calloc(tb.n_cols + 1, sizeof *keys);
-    size_t nk = 0;
-    for (size_t i = 0; i < tb.n_cols; i++)
-        if (is_key_col(src->kind, &tb, i))
-            keys[nk++] = tb.cols[i];
     char *keys_sql = NULL;
     if (incremental && n_files) {
         st_buf k;

@@ -119,6 +119,69 @@ out:
     return rc;
 }
 
+/* The bronze change log of a hashdiff table rebuilt from raw, which holds
+ * each run's full snapshot with its _hash: the first run's rows as 'I',
+ * then for each later run its differences from the run before (new key
+ * 'I', other hash 'U', key gone 'D' with the key columns only), exactly as
+ * the runs computed them against their stored state.  `bs` is the bronze
+ * schema (raw's _hash already renamed _op). */
+static char *hashdiff_log_sql(const char *scan, const st_delta_schema *bs,
+                              const x_source_cfg *src, const x_table_cfg *t, const int64_t *runs,
+                              size_t n)
+{
+    st_buf q, cols, ncols, keys, okeys;
+    st_buf_init(&q, 0);
+    st_buf_init(&cols, 0);
+    st_buf_init(&ncols, 0);
+    st_buf_init(&keys, 0);
+    st_buf_init(&okeys, 0);
+    for (size_t i = 0; i < bs->n_fields; i++) {
+        if (!strcmp(bs->fields[i].name, "_op"))
+            continue;
+        st_buf_puts(&cols, cols.len ? ", " : "");
+        st_buf_sql_ident(&cols, bs->fields[i].name);
+        st_buf_puts(&ncols, ncols.len ? ", n." : "n.");
+        st_buf_sql_ident(&ncols, bs->fields[i].name);
+    }
+    for (size_t i = 0; i < t->n_key; i++) {
+        st_buf_puts(&keys, i ? ", " : "");
+        st_buf_sql_ident(&keys, t->key[i]);
+        st_buf_puts(&okeys, i ? ", o." : "o.");
+        st_buf_sql_ident(&okeys, t->key[i]);
+    }
+    st_buf_printf(&q, "WITH r AS (%s) SELECT ", scan);
+    for (size_t i = 0; i < bs->n_fields; i++) {
+        char *ts = st_delta_type_sql(&bs->fields[i].type);
+        st_buf_printf(&q, "%sCAST(", i ? ", " : "");
+        st_buf_sql_ident(&q, bs->fields[i].name);
+        st_buf_printf(&q, " AS %s) AS ", ts);
+        st_buf_sql_ident(&q, bs->fields[i].name);
+        st_free(ts);
+    }
+    st_buf_printf(&q, " FROM (SELECT %s, 'I' AS _op FROM r WHERE _run_id = %lld", cols.data,
+                  (long long)runs[0]);
+    for (size_t i = 1; i < n; i++) {
+        long long cur = (long long)runs[i], prev = (long long)runs[i - 1];
+        st_buf_printf(&q, " UNION ALL BY NAME SELECT %s, CASE WHEN o._hash IS NULL THEN 'I'"
+                          " ELSE 'U' END AS _op FROM (SELECT * FROM r WHERE _run_id = %lld) n"
+                          " LEFT JOIN (SELECT %s, _hash FROM r WHERE _run_id = %lld) o USING (%s)"
+                          " WHERE o._hash IS DISTINCT FROM n._hash",
+                      ncols.data, cur, keys.data, prev, keys.data);
+        st_buf_printf(&q, " UNION ALL BY NAME SELECT %s, 'D' AS _op, '%s.%s#%lld' AS _batch_id,"
+                          " (SELECT max(_loaded_at) FROM r WHERE _run_id = %lld) AS _loaded_at"
+                          " FROM (SELECT %s FROM r WHERE _run_id = %lld) o ANTI JOIN"
+                          " (SELECT %s FROM r WHERE _run_id = %lld) n USING (%s)",
+                      okeys.data, src->name, t->name, cur, cur, keys.data, prev, keys.data, cur,
+                      keys.data);
+    }
+    st_buf_puts(&q, ")");
+    st_buf_free(&cols);
+    st_buf_free(&ncols);
+    st_buf_free(&keys);
+    st_buf_free(&okeys);
+    return st_buf_take(&q);
+}
+
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -176,11 +239,6 @@ st_rc st_extract_reprocess(const st_extract_opts *o, const char *selector, const
     res->table = st_strdup(t->name);
     res->target = st_sprintf("bronze.%s", t->target);
     res->strategy = st_strdup("reprocess");
-    if (t->strategy == X_HASHDIFF) {
-        rc = st_fail(err, ST_ERR_UNSUPPORTED, "reprocess %s.%s: hashdiff tables are not supported"
-                     " (their bronze change log depends on each previous state)", src->name, t->name);
-        goto done;
-    }
     raw = st_sprintf("%s/raw/%s", p->lake, t->target);
     bronze = st_sprintf("%s/bronze/%s", p->lake, t->target);
     int64_t v = -1;
@@ -241,7 +299,7 @@ st_rc st_extract_reprocess(const st_extract_opts *o, const char *selector, const
             from = i;
             merge = false;
         } else if (rc == ST_OK) {
-            merge = merge || t->n_key;
+            merge = merge || t->n_key || src->kind >= X_ECB;
         }
         st_free(strat);
         st_free(status);
@@ -265,6 +323,10 @@ st_rc st_extract_reprocess(const st_extract_opts *o, const char *selector, const
             i--;
             continue;
         }
+        if (t->strategy == X_HASHDIFF && !strcmp(bs->fields[i].name, "_hash")) {
+            st_free(bs->fields[i].name);
+            bs->fields[i].name = st_strdup("_op");
+        }
         st_buf_puts(&cols, cols.len ? ", " : "");
         st_buf_sql_ident(&cols, bs->fields[i].name);
     }
@@ -274,11 +336,38 @@ st_rc st_extract_reprocess(const st_extract_opts *o, const char *selector, const
         st_buf_puts(&keys, i ? ", " : "");
         st_buf_sql_ident(&keys, t->key[i]);
     }
-    sql = st_sprintf("SELECT %s FROM (%s) WHERE _run_id IN (%s)%s%s%s", cols.data, scan, in.data,
-                     merge ? " QUALIFY row_number() OVER (PARTITION BY " : "",
-                     merge ? keys.data : "", merge ? " ORDER BY _run_id DESC) = 1" : "");
+    if (src->kind >= X_ECB) {
+        /* API tables: the key is the response's dimensions and period, as
+         * the incremental runs merged them */
+        char **names = st_calloc(bs->n_fields + 1, sizeof *names);
+        for (size_t i = 0; names && i < bs->n_fields; i++)
+            names[i] = bs->fields[i].name;
+        for (size_t i = 0; names && i < bs->n_fields; i++) {
+            if (!x_api_is_key(src->kind, names, i))
+                continue;
+            st_buf_puts(&keys, keys.len ? ", " : "");
+            st_buf_sql_ident(&keys, names[i]);
+        }
+        st_free(names);
+    }
+    if (t->strategy == X_HASHDIFF) {
+        char *spill = st_sprintf("%s/_system/tmp", p->lake);
+        rc = st_mkdirs(spill, err);
+        rc = rc ? rc : x_hashdiff_limit(eng, spill, err);
+        st_free(spill);
+        sql = rc ? NULL : hashdiff_log_sql(scan, bs, src, t, runs + from, n_runs - from);
+        rc = rc ? rc : sql ? ST_OK : st_fail(err, ST_ERR_NOMEM, "reprocess");
+    } else {
+        sql = st_sprintf("SELECT %s FROM (%s) WHERE _run_id IN (%s)%s%s%s", cols.data, scan,
+                         in.data, merge ? " QUALIFY row_number() OVER (PARTITION BY " : "",
+                         merge ? keys.data : "", merge ? " ORDER BY _run_id DESC) = 1" : "");
+    }
     st_buf_free(&cols);
     st_buf_free(&keys);
+    if (rc) {
+        st_buf_free(&in);
+        goto done;
+    }
     char *preds = "";
     rc = x_state_new_run(state, src->name, t->name, "reprocess", NULL, in.data, &preds, 1, &run,
                          err);
@@ -291,6 +380,7 @@ st_rc st_extract_reprocess(const st_extract_opts *o, const char *selector, const
     snprintf(prefix, sizeof prefix, "r%lld-reprocess-", (long long)run->id);
     st_parquet_opts po = {0};
     po.file_prefix = prefix;
+    po.row_group_size = 122880;   /* bounds the writer's buffer, as in extraction */
     po.partition_by = (const char *const *)t->partition_by;
     po.n_partition_by = t->n_partition_by;
     rc = st_mkdirs(bronze, err);

@@ -599,6 +599,276 @@ static void put_lit(st_buf *b, const tctx *c, const x_col *col, const char *v)
     }
 }
 
+/* ------------------------------------------------------ sampled chunks */
+
+/* A key boundary value as a source literal.  Native PostgreSQL casts it to
+ * the column's type (the text came from that type's output function); in
+ * the other dialects the comparison with the column gives the literal its
+ * type and collation.
+ * MySQL strings escape backslashes too (its default sql_mode reads them as
+ * escapes). */
+static void put_str(st_buf *b, const tctx *c, const char *v)
+{
+    if (c->src->dialect != X_DIALECT_MYSQL) {
+        st_buf_sql_str(b, v);
+        return;
+    }
+    st_buf_putc(b, '\'');
+    for (const char *p = v; *p; p++) {
+        if (*p == '\'' || *p == '\\')
+            st_buf_putc(b, *p);
+        st_buf_putc(b, *p);
+    }
+    st_buf_putc(b, '\'');
+}
+
+static void put_key_lit(st_buf *b, const tctx *c, const x_col *col, const char *v)
+{
+    if (c->src->kind == X_POSTGRES) {
+        put_lit(b, c, col, v);
+        return;
+    }
+    bool num = c->src->dialect == X_DIALECT_MYSQL && col->is_int && *v;
+    for (const char *p = v; num && *p; p++)
+        num = (*p >= '0' && *p <= '9') || (p == v && *p == '-');
+    if (num)
+        st_buf_puts(b, v);
+    else
+        put_str(b, c, v);
+}
+
+/* keys OP vals for OP "<" or ">=" over the key columns in order.
+ * PostgreSQL and MySQL compare row values, (k1, k2) >= (v1, v2), which
+ * their planners turn into an index range; SQL Server and Oracle have no
+ * ordering comparison of row values, so it is spelled out:
+ * k1 > v1 OR (k1 = v1 AND k2 >= v2). */
+static void key_cmp(st_buf *b, const tctx *c, const x_col *const *kc, const char *const *kq,
+                    size_t nk, char *const *vals, bool ge)
+{
+    x_dialect d = c->src->dialect;
+    if (nk == 1 || d == X_DIALECT_POSTGRES || d == X_DIALECT_MYSQL) {
+        st_buf_puts(b, nk > 1 ? "(" : "");
+        for (size_t i = 0; i < nk; i++)
+            st_buf_printf(b, "%s%s", i ? ", " : "", kq[i]);
+        st_buf_printf(b, "%s %s %s", nk > 1 ? ")" : "", ge ? ">=" : "<", nk > 1 ? "(" : "");
+        for (size_t i = 0; i < nk; i++) {
+            st_buf_puts(b, i ? ", " : "");
+            put_key_lit(b, c, kc[i], vals[i]);
+        }
+        st_buf_puts(b, nk > 1 ? ")" : "");
+        return;
+    }
+    st_buf_putc(b, '(');
+    for (size_t i = 0; i < nk; i++) {
+        st_buf_puts(b, i ? " OR (" : "(");
+        for (size_t j = 0; j < i; j++) {
+            st_buf_printf(b, "%s = ", kq[j]);
+            put_key_lit(b, c, kc[j], vals[j]);
+            st_buf_puts(b, " AND ");
+        }
+        st_buf_printf(b, "%s %s ", kq[i], i + 1 < nk ? (ge ? ">" : "<") : (ge ? ">=" : "<"));
+        put_key_lit(b, c, kc[i], vals[i]);
+        st_buf_putc(b, ')');
+    }
+    st_buf_putc(b, ')');
+}
+
+typedef struct sample {
+    size_t nk;
+    char **vals;      /* n_rows * nk */
+    size_t n_rows, cap;
+} sample;
+
+static st_rc on_sample_row(void *ctx, char **vals, const size_t *lens, size_t n, st_err *err)
+{
+    sample *s = ctx;
+    if (s->n_rows == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 256;
+        char **nv = st_realloc(s->vals, cap * s->nk * sizeof *nv);
+        if (!nv)
+            return st_fail(err, ST_ERR_NOMEM, "key sample");
+        s->vals = nv;
+        s->cap = cap;
+    }
+    for (size_t i = 0; i < n && i < s->nk; i++)
+        s->vals[s->n_rows * s->nk + i] = vals[i] ? st_strndup(vals[i], lens[i]) : st_strdup("");
+    s->n_rows++;
+    return ST_OK;
+}
+
+static void sample_clear(sample *s)
+{
+    for (size_t i = 0; i < s->n_rows * s->nk; i++)
+        st_free(s->vals[i]);
+    st_free(s->vals);
+    memset(s, 0, sizeof *s);
+}
+
+/* Rows of the table, from the catalogue's estimate where the source keeps
+ * one (PostgreSQL reltuples, MySQL TABLE_ROWS), else count(*). */
+static st_rc estimate_rows(tctx *c, x_conn *conn, int64_t *out, st_err *err)
+{
+    char *q = NULL, *v = NULL;
+    st_buf b;
+    st_buf_init(&b, 0);
+    *out = -1;
+    if (c->src->kind == X_POSTGRES) {
+        st_buf_puts(&b, "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(");
+        st_buf_sql_str(&b, c->table_sql);
+        st_buf_puts(&b, ")");
+    } else if (c->src->kind == X_MYSQL) {
+        st_buf_puts(&b, "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ");
+        put_str(&b, c, c->t->schema);
+        st_buf_puts(&b, " AND TABLE_NAME = ");
+        put_str(&b, c, c->t->table);
+    }
+    st_rc rc = ST_OK;
+    if (b.len) {
+        rc = c->drv->scalar(conn, b.data, &v, err);
+        if (rc == ST_OK && v)
+            *out = strtoll(v, NULL, 10);
+        st_free(v);
+        v = NULL;
+    }
+    st_buf_free(&b);
+    /* never analysed (-1 / 0 on PostgreSQL) or no estimate: count */
+    if (rc == ST_OK && *out < 1) {
+        q = st_sprintf("SELECT count(*) FROM %s", c->table_sql);
+        rc = c->drv->scalar(conn, q, &v, err);
+        *out = rc == ST_OK && v ? strtoll(v, NULL, 10) : 0;
+        st_free(v);
+        st_free(q);
+    }
+    return rc;
+}
+
+/* Chunks from boundaries sampled from the key: half-open ranges
+ * [b(i-1), b(i)) of the key columns in the source's own ordering (first
+ * range open below, last open above), each also requiring every key column
+ * to be non-NULL, plus one chunk for the rows with a NULL key column.
+ * Whatever boundaries the sample gives, as long as they are in the
+ * source's order the ranges are disjoint and cover every non-NULL key, so
+ * the union of the chunks is the table (filtered by `base`). */
+static st_rc plan_sampled(tctx *c, x_conn *conn, const char *base, int n, char ***preds,
+                          size_t *n_preds, st_err *err)
+{
+    size_t nk = c->t->n_key;
+    const x_col **kc = st_calloc(nk + 1, sizeof *kc);
+    char **kq = st_calloc(nk + 1, sizeof *kq);
+    sample s = {.nk = nk};
+    st_buf nn, isnull, keys, q;
+    st_buf_init(&nn, 0);
+    st_buf_init(&isnull, 0);
+    st_buf_init(&keys, 0);
+    st_buf_init(&q, 0);
+    char **v = NULL;
+    size_t nv = 0;
+    st_rc rc = kc && kq ? ST_OK : st_fail(err, ST_ERR_NOMEM, "chunk plan");
+    for (size_t i = 0; rc == ST_OK && i < nk; i++) {
+        kc[i] = find_col(c, c->t->key[i]);
+        if (!kc[i]) {
+            rc = st_fail(err, ST_ERR_INVALID, "table %s: key column %s does not exist",
+                         c->t->name, c->t->key[i]);
+            break;
+        }
+        if (kc[i]->duck_type && !strcmp(kc[i]->duck_type, "BLOB")) {
+            rc = st_fail(err, ST_ERR_UNSUPPORTED, "table %s: key column %s has binary type %s,"
+                         " which cannot be split into chunks; use chunks: 1",
+                         c->t->name, kc[i]->name, kc[i]->src_type);
+            break;
+        }
+        st_buf b;
+        st_buf_init(&b, 0);
+        x_quote(&b, qchar(c->src), kc[i]->name);
+        kq[i] = st_buf_take(&b);
+        st_buf_printf(&nn, "%s%s IS NOT NULL", i ? " AND " : "", kq[i]);
+        st_buf_printf(&isnull, "%s%s IS NULL", i ? " OR " : "", kq[i]);
+        st_buf_printf(&keys, "%s%s", i ? ", " : "", kq[i]);
+    }
+    int64_t est = 0;
+    rc = rc ? rc : estimate_rows(c, conn, &est, err);
+    /* ~100 sample rows per chunk: boundaries within about 10% of an even split */
+    int64_t want = (int64_t)n * 100 < 1000 ? 1000 : (int64_t)n * 100;
+    if (rc == ST_OK && c->src->kind == X_POSTGRES && est > want * 50) {
+        /* block sample: reads about want * 4 rows' pages, not the table */
+        double pct = 400.0 * (double)want / (double)est;
+        st_buf_printf(&q, "SELECT %s FROM %s TABLESAMPLE SYSTEM (%.6f) WHERE %s ORDER BY %s",
+                      keys.data, c->table_sql, pct > 100 ? 100.0 : pct, nn.data, keys.data);
+        rc = c->drv->stream(conn, q.data, nk, on_sample_row, &s, err);
+        if (rc == ST_OK && s.n_rows < (size_t)n * 4)
+            sample_clear(&s);   /* stale estimate: take the strided sample below */
+        s.nk = nk;
+    }
+    if (rc == ST_OK && s.n_rows == 0 && est > 0) {
+        /* every m-th key in key order, numbered by the source */
+        int64_t m = est / want > 1 ? est / want : 1;
+        st_buf_reset(&q);
+        st_buf_printf(&q, "SELECT %s FROM (SELECT %s, ROW_NUMBER() OVER (ORDER BY %s) AS x_rn"
+                          " FROM %s WHERE %s) x_s WHERE ", keys.data, keys.data, keys.data,
+                      c->table_sql, nn.data);
+        if (c->src->dialect == X_DIALECT_ORACLE)
+            st_buf_printf(&q, "MOD(x_rn, %lld) = 0", (long long)m);
+        else
+            st_buf_printf(&q, "x_rn %% %lld = 0", (long long)m);
+        st_buf_puts(&q, " ORDER BY x_rn");
+        rc = c->drv->stream(conn, q.data, nk, on_sample_row, &s, err);
+    }
+    if (rc)
+        goto out;
+    /* boundaries at the sample's quantiles, equal neighbours dropped */
+    char ***bounds = st_calloc((size_t)n + 1, sizeof *bounds);   /* rows of s.vals */
+    size_t nb = 0;
+    for (int i = 1; i < n && s.n_rows > 1; i++) {
+        size_t r = (size_t)((double)i * (double)s.n_rows / n);
+        if (r == 0 || r >= s.n_rows)
+            continue;
+        char **row = &s.vals[r * nk];
+        bool same = nb > 0;
+        for (size_t k = 0; same && k < nk; k++)
+            same = !strcmp(bounds[nb - 1][k], row[k]);
+        if (!same)
+            bounds[nb++] = row;
+    }
+    v = st_calloc(nb + 3, sizeof *v);
+    for (size_t i = 0; i <= nb; i++) {
+        st_buf p;
+        st_buf_init(&p, 0);
+        if (*base)
+            st_buf_printf(&p, "%s AND ", base);
+        st_buf_puts(&p, nn.data);
+        if (i > 0) {
+            st_buf_puts(&p, " AND ");
+            key_cmp(&p, c, kc, (const char *const *)kq, nk, bounds[i - 1], true);
+        }
+        if (i < nb) {
+            st_buf_puts(&p, " AND ");
+            key_cmp(&p, c, kc, (const char *const *)kq, nk, bounds[i], false);
+        }
+        v[nv++] = st_buf_take(&p);
+    }
+    st_free(bounds);
+    v[nv++] = *base ? st_sprintf("%s AND (%s)", base, isnull.data) : st_sprintf("(%s)", isnull.data);
+    *preds = v;
+    *n_preds = nv;
+    v = NULL;
+    st_info("%s: %zu chunks from a sample of %zu keys (about %lld rows)", c->t->target, nv,
+            s.n_rows, (long long)est);
+out:
+    for (size_t i = 0; v && i < nv; i++)
+        st_free(v[i]);
+    st_free(v);
+    for (size_t i = 0; kq && i < nk; i++)
+        st_free(kq[i]);
+    st_free(kq);
+    st_free(kc);
+    sample_clear(&s);
+    st_buf_free(&nn);
+    st_buf_free(&isnull);
+    st_buf_free(&keys);
+    st_buf_free(&q);
+    return rc;
+}
+
 static st_rc plan_chunks(tctx *c, x_conn *conn, const char *wm_lo, char **out_hi, char ***preds,
                          size_t *n_preds, st_err *err)
 {
@@ -653,11 +923,13 @@ static st_rc plan_chunks(tctx *c, x_conn *conn, const char *wm_lo, char **out_hi
         st_buf_puts(&base, "");
     int n = c->t->chunks;
     const x_col *key = c->t->n_key ? find_col(c, c->t->key[0]) : NULL;
-    if (rc == ST_OK && n > 1 && (!key || !key->is_int))
-        rc = st_fail(err, ST_ERR_INVALID, "table %s: chunks need an integer key column (%s is %s)",
-                     c->t->name, c->t->key[0], key ? key->src_type : "missing");
+    if (rc == ST_OK && n > 1 && !key)
+        rc = st_fail(err, ST_ERR_INVALID, "table %s: key column %s does not exist", c->t->name,
+                     c->t->key[0]);
     long long mn = 0, mx = 0;
-    if (rc == ST_OK && n > 1) {
+    if (rc == ST_OK && n > 1 && (!key->is_int || c->t->sample_chunks)) {
+        rc = plan_sampled(c, conn, base.data, n, preds, n_preds, err);
+    } else if (rc == ST_OK && n > 1) {
         st_buf kq;
         st_buf_init(&kq, 0);
         x_quote(&kq, qchar(c->src), key->name);
@@ -762,6 +1034,18 @@ static st_rc key_list(st_buf *b, const x_table_cfg *t, const char *alias)
     return rc;
 }
 
+st_rc x_hashdiff_limit(st_engine *eng, const char *spill_dir, st_err *err)
+{
+    st_buf set;
+    st_buf_init(&set, 0);
+    st_buf_printf(&set, "SET memory_limit = '%s'; SET preserve_insertion_order = false;"
+                        " SET temp_directory = ", X_HASHDIFF_MEMORY);
+    st_buf_sql_str(&set, spill_dir);
+    st_rc rc = st_engine_exec(eng, set.data, err);
+    st_buf_free(&set);
+    return rc;
+}
+
 /* hashdiff: writes the change set into the table dir and the new state file. */
 static st_rc hashdiff(tctx *c, st_engine *eng, const st_parquet_file *staged, size_t n_staged,
                       const char *old_state, bool snapshot, const char *new_state,
@@ -792,25 +1076,80 @@ static st_rc hashdiff(tctx *c, st_engine *eng, const st_parquet_file *staged, si
         st_buf_puts(&cols, "n.");
         st_buf_sql_ident(&cols, fn);
     }
-    st_buf kn, ko;
+    /* The join with the previous state is the one step whose memory grows
+     * with the table (unbounded it peaked at 1.1 GB for 10M rows): cap
+     * DuckDB's buffer pool and let it spill next to the lake; insertion
+     * order does not matter for a change set. */
+    rc = st_mkdirs(c->spill_dir, err);
+    rc = rc ? rc : x_hashdiff_limit(eng, c->spill_dir, err);
+    if (rc) {
+        st_buf_free(&src);
+        st_buf_free(&q);
+        st_buf_free(&cols);
+        return rc;
+    }
+    st_buf kn;
     st_buf_init(&kn, 0);
-    st_buf_init(&ko, 0);
     key_list(&kn, c->t, NULL);
-    key_list(&ko, c->t, "o");
     if (snapshot || !old_state) {
         st_buf_printf(&q, "SELECT %s, 'I' AS _op FROM %s n", cols.data, src.data);
     } else {
-        st_buf_printf(&q, "SELECT %s, CASE WHEN o._hash IS NULL THEN 'I' ELSE 'U' END AS _op"
-                          " FROM %s n LEFT JOIN read_parquet(", cols.data, src.data);
-        st_buf_sql_str(&q, old_state);
-        st_buf_printf(&q, ") o USING (%s) WHERE o._hash IS DISTINCT FROM n._hash"
-                          " UNION ALL BY NAME SELECT %s, 'D' AS _op, ", kn.data, ko.data);
+        /* Which keys changed, from a join of (key, 64-bit hash of the
+         * digest) only: the wide rows never enter a hash table, and the
+         * narrow one spills under the memory limit when the table is
+         * large.  (A missed update would need two different md5 digests
+         * with the same 64-bit hash.) */
+        st_buf on, nk, ck, nulls;
+        st_buf_init(&on, 0);
+        st_buf_init(&nk, 0);
+        st_buf_init(&ck, 0);
+        st_buf_init(&nulls, 0);
+        for (size_t i = 0; i < c->t->n_key; i++) {
+            st_buf_puts(&nk, i ? ", coalesce(n." : "coalesce(n.");
+            st_buf_sql_ident(&nk, c->t->key[i]);
+            st_buf_puts(&nk, ", o.");
+            st_buf_sql_ident(&nk, c->t->key[i]);
+            st_buf_puts(&nk, ") AS ");
+            st_buf_sql_ident(&nk, c->t->key[i]);
+            st_buf_puts(&on, i ? " AND n." : "n.");
+            st_buf_sql_ident(&on, c->t->key[i]);
+            st_buf_puts(&on, " = o.");
+            st_buf_sql_ident(&on, c->t->key[i]);
+            st_buf_puts(&ck, i ? " AND n." : "n.");
+            st_buf_sql_ident(&ck, c->t->key[i]);
+            st_buf_puts(&ck, " = c.");
+            st_buf_sql_ident(&ck, c->t->key[i]);
+            st_buf_puts(&nulls, i ? " OR n." : "n.");
+            st_buf_sql_ident(&nulls, c->t->key[i]);
+            st_buf_puts(&nulls, " IS NULL");
+        }
+        st_buf chg;
+        st_buf_init(&chg, 0);
+        st_buf_printf(&chg, "CREATE OR REPLACE TEMP TABLE _x_chg AS SELECT %s, CASE WHEN o.h IS NULL"
+                            " THEN 'I' WHEN n.h IS NULL THEN 'D' ELSE 'U' END AS _op FROM"
+                            " (SELECT %s, hash(_hash) AS h FROM %s) n FULL JOIN (SELECT %s,"
+                            " hash(_hash) AS h FROM read_parquet(", nk.data, kn.data, src.data,
+                      kn.data);
+        st_buf_sql_str(&chg, old_state);
+        st_buf_printf(&chg, ")) o ON %s WHERE n.h IS DISTINCT FROM o.h", on.data);
+        rc = st_engine_exec(eng, chg.data, err);
+        st_buf_free(&chg);
+        /* inserted and updated rows: the staged rows of those keys (the
+         * join's build side is the change set); rows with a NULL key match
+         * nothing, so they are inserted every run, as they always were */
+        st_buf_printf(&q, "SELECT %s, c._op FROM %s n JOIN (SELECT %s, min(_op) AS _op FROM _x_chg"
+                          " WHERE _op <> 'D' GROUP BY ALL) c ON %s"
+                          " UNION ALL BY NAME SELECT %s, 'I' AS _op FROM %s n WHERE %s"
+                          " UNION ALL BY NAME SELECT %s, 'D' AS _op, ",
+                      cols.data, src.data, kn.data, ck.data, cols.data, src.data, nulls.data,
+                      kn.data);
         st_buf_sql_str(&q, c->batch_id);
-        st_buf_puts(&q, " AS _batch_id, (SELECT max(_loaded_at) FROM ");
-        st_buf_puts(&q, src.data);
-        st_buf_puts(&q, ") AS _loaded_at FROM read_parquet(");
-        st_buf_sql_str(&q, old_state);
-        st_buf_printf(&q, ") o ANTI JOIN %s n USING (%s)", src.data, kn.data);
+        st_buf_printf(&q, " AS _batch_id, (SELECT max(_loaded_at) FROM %s) AS _loaded_at"
+                          " FROM _x_chg WHERE _op = 'D'", src.data);
+        st_buf_free(&on);
+        st_buf_free(&nk);
+        st_buf_free(&ck);
+        st_buf_free(&nulls);
     }
     /* cast to the schema so D rows (mostly NULL) have the right types */
     st_buf fin;
@@ -829,7 +1168,12 @@ static st_rc hashdiff(tctx *c, st_engine *eng, const st_parquet_file *staged, si
     snprintf(prefix, sizeof prefix, "r%lld-chg-", (long long)c->run->id);
     st_parquet_opts po = {0};
     po.file_prefix = prefix;
-    rc = st_engine_write_parquet(eng, fin.data, c->table_path, &po, out, n_out, err);
+    /* the writer buffers a row group per thread: 1M-row groups of a wide
+     * table alone exceed the memory limit (a first run writes every row) */
+    po.row_group_size = 122880;
+    po.row_groups_per_file = 10;
+    rc = rc ? rc : st_engine_write_parquet(eng, fin.data, c->table_path, &po, out, n_out, err);
+    st_engine_exec(eng, "DROP TABLE IF EXISTS _x_chg", NULL);
     if (rc == ST_OK) {
         st_buf sq;
         st_buf_init(&sq, 0);
@@ -845,7 +1189,6 @@ static st_rc hashdiff(tctx *c, st_engine *eng, const st_parquet_file *staged, si
     }
     st_buf_free(&fin);
     st_buf_free(&kn);
-    st_buf_free(&ko);
     st_buf_free(&src);
     st_buf_free(&q);
     st_buf_free(&cols);
@@ -1188,28 +1531,41 @@ out:
 
 static st_rc write_manifest(tctx *c, const st_parquet_file *files, size_t n, st_err *err)
 {
+    x_manifest m = {.dir = c->stage_dir, .source = c->src->name, .table = c->t->name,
+                    .target = c->t->target,
+                    .strategy = c->range ? "range" : x_strategy_name(c->strategy),
+                    .run_id = c->run->id, .watermark = c->run->wm_hi,
+                    .key = (const char *const *)c->t->key, .n_key = c->t->n_key,
+                    .schema = c->schema, .files = files, .n_files = n};
+    return x_write_manifest(&m, err);
+}
+
+st_rc x_write_manifest(const x_manifest *mf, st_err *err)
+{
+    const st_parquet_file *files = mf->files;
+    size_t n = mf->n_files;
     char *fj = x_files_to_json(files, n);
-    char *sj = st_delta_schema_to_json(c->schema);
+    char *sj = st_delta_schema_to_json(mf->schema);
     st_buf m;
     st_buf_init(&m, 0);
     st_buf_puts(&m, "{\"format\":\"strata-extract-manifest/1\",\"source\":");
-    st_buf_json_str(&m, c->src->name);
+    st_buf_json_str(&m, mf->source);
     st_buf_puts(&m, ",\"table\":");
-    st_buf_json_str(&m, c->t->name);
+    st_buf_json_str(&m, mf->table);
     st_buf_puts(&m, ",\"target\":");
-    st_buf_json_str(&m, c->t->target);
+    st_buf_json_str(&m, mf->target);
     st_buf_puts(&m, ",\"strategy\":");
-    st_buf_json_str(&m, c->range ? "range" : x_strategy_name(c->strategy));
-    st_buf_printf(&m, ",\"run_id\":%lld,\"watermark\":", (long long)c->run->id);
-    if (c->run->wm_hi)
-        st_buf_json_str(&m, c->run->wm_hi);
+    st_buf_json_str(&m, mf->strategy);
+    st_buf_printf(&m, ",\"run_id\":%lld,\"watermark\":", (long long)mf->run_id);
+    if (mf->watermark)
+        st_buf_json_str(&m, mf->watermark);
     else
         st_buf_puts(&m, "null");
     st_buf_puts(&m, ",\"key\":[");
-    for (size_t i = 0; i < c->t->n_key; i++) {
+    for (size_t i = 0; i < mf->n_key; i++) {
         if (i)
             st_buf_putc(&m, ',');
-        st_buf_json_str(&m, c->t->key[i]);
+        st_buf_json_str(&m, mf->key[i]);
     }
     st_buf_puts(&m, "],\"schema\":");
     st_buf_puts(&m, sj ? sj : "null");
@@ -1236,7 +1592,7 @@ static st_rc write_manifest(tctx *c, const st_parquet_file *files, size_t n, st_
     st_buf_puts(&m, "],\"stats\":");
     st_buf_puts(&m, fj ? fj : "[]");
     st_buf_puts(&m, "}\n");
-    char *path = st_sprintf("%s/manifest.json", c->stage_dir);
+    char *path = st_sprintf("%s/manifest.json", mf->dir);
     st_rc rc = st_file_write_atomic(path, m.data, m.len, err);
     st_free(path);
     st_free(fj);

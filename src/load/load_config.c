@@ -1,11 +1,14 @@
 /*
  * load_config.c - the `loader:` and `pii:` sections of strata.yml, plus the
  * pieces of `lake`, `state` and `collector:` the loader needs (event log
- * directory, families).  The collector section is read directly rather than
+ * directory, families, and in Kafka mode the kafka: section and the topic
+ * of each source).  The collector section is read directly rather than
  * through st_collect_cfg_load so `strata load` works without the sources'
  * API keys in the environment.  Unknown keys are refused.
  */
 #include "strata/load.h"
+
+#include "strata/collect.h"
 
 #include <string.h>
 
@@ -51,6 +54,10 @@ void st_loader_cfg_free(st_loader_cfg *c)
         st_free(c->rule_keys[i]);
     st_free(c->rule_keys);
     st_free(c->rule_actions);
+    st_kafka_cfg_free(c->kafka);
+    for (size_t i = 0; i < c->n_kafka_topics; i++)
+        st_free(c->kafka_topics[i]);
+    st_free(c->kafka_topics);
     st_free(c);
 }
 
@@ -83,6 +90,31 @@ static st_rc read_collector(st_loader_cfg *c, const st_cfg *coll, const char *ba
     if (!c->log_dir)
         return st_fail(err, ST_ERR_NOMEM, "out of memory");
     const st_cfg *srcs = coll ? st_cfg_get(coll, "sources") : NULL;
+    /* Kafka mode: one topic per source (collect_config.c checks the rest) */
+    const char *kind = NULL;
+    if (lg && st_cfg_kind_of(lg) == ST_CFG_SCALAR)
+        kind = st_cfg_scalar(lg);
+    else if (lg && st_cfg_kind_of(lg) == ST_CFG_MAP &&
+             (rc = st_cfg_get_str(lg, "kind", NULL, &kind, err)))
+        return rc;
+    if (kind && !strcmp(kind, "kafka")) {
+        const st_cfg *kf = st_cfg_get(coll, "kafka");
+        if (!kf)
+            return st_cfg_fail(coll, err, ST_ERR_INVALID,
+                               "event_log kafka needs a kafka: section with brokers");
+        if ((rc = st_kafka_cfg_load(kf, &c->kafka, err)))
+            return rc;
+        size_t ns = srcs && st_cfg_kind_of(srcs) == ST_CFG_MAP ? st_cfg_len(srcs) : 0;
+        c->kafka_topics = st_calloc(ns + 1, sizeof *c->kafka_topics);
+        if (!c->kafka_topics)
+            return st_fail(err, ST_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; i < ns; i++) {
+            c->kafka_topics[i] = st_sprintf("%s%s", c->kafka->topic_prefix, st_cfg_key_at(srcs, i));
+            if (!c->kafka_topics[i])
+                return st_fail(err, ST_ERR_NOMEM, "out of memory");
+            c->n_kafka_topics = i + 1;
+        }
+    }
     for (size_t i = 0; srcs && st_cfg_kind_of(srcs) == ST_CFG_MAP && i < st_cfg_len(srcs); i++) {
         const st_cfg *s = st_cfg_at(srcs, i);
         const st_cfg *fams = st_cfg_kind_of(s) == ST_CFG_MAP ? st_cfg_get(s, "families") : NULL;

@@ -19,6 +19,9 @@
  * already have it skip it (st_delta_write compares the txn version).
  */
 #include "load_int.h"
+#include "kafka_src.h"
+#include "columns.h"
+#include "fastjson.h"
 
 #include "strata/collect.h"
 #include "strata/delta.h"
@@ -70,6 +73,7 @@ typedef struct fam {
     size_t n_cols;
     st_pii_action *actions;    /* per column, resolved */
     duckdb_appender app;
+    st_rows st;                /* app's rows, a chunk at a time (columns.c) */
     size_t n_rows;
     st_map *batch_ids;         /* event_id -> non-NULL, this batch */
     st_dedup *dd;              /* hash runs per event date (dedup.c) */
@@ -99,13 +103,21 @@ struct st_loader {
     char *dedup_root;          /* <state dir>/dedup */
     bool raw_exists, q_exists;
     duckdb_appender raw_app, q_app;
+    st_rows raw_st, q_st;      /* their rows, a chunk at a time (columns.c) */
     size_t raw_rows, q_rows;
     _Atomic uint64_t position; /* checkpoint; read by the lag gauge from other threads */
     uint64_t replay_end;       /* > position: cut the next batch here */
     _Atomic uint64_t log_end;
     _Atomic bool has_limit;
     st_evlog_reader *reader;
-    st_buf a, b;               /* scratch */
+    st_kafka_src *ksrc;        /* Kafka mode: read from here instead (kafka_src.c) */
+    st_buf a, b, c;            /* scratch */
+    st_fj j;                   /* the record being loaded (fastjson.c) */
+    uint8_t *mark;             /* per node of j: consumed by a schema path (_extra) */
+    size_t n_mark;
+    int *fnode;                /* per field of the record's schema: its node in j,
+                                  FNODE_TYPE for the event type (validate -> bronze_row) */
+    size_t n_fnode;
     int64_t now_us;
     char batch_id[48];
 };
@@ -266,6 +278,7 @@ static void fam_clear(fam *f)
     st_free(f->path);
     st_free(f->cols);
     st_free(f->actions);
+    st_rows_close(&f->st);
     if (f->app)
         duckdb_appender_destroy(&f->app);
     st_map_free(f->batch_ids);
@@ -283,11 +296,14 @@ void st_loader_close(st_loader *l)
     for (size_t i = 0; i < l->n_fams; i++)
         fam_clear(&l->fams[i]);
     st_free(l->fams);
+    st_rows_close(&l->raw_st);
+    st_rows_close(&l->q_st);
     if (l->raw_app)
         duckdb_appender_destroy(&l->raw_app);
     if (l->q_app)
         duckdb_appender_destroy(&l->q_app);
     st_evlog_reader_close(l->reader);
+    st_kafka_src_close(l->ksrc);
     st_engine_close(l->eng);
     st_keystore_close(l->ks);
     st_registry_free(l->reg);
@@ -297,6 +313,10 @@ void st_loader_close(st_loader *l)
     st_free(l->dedup_root);
     st_buf_free(&l->a);
     st_buf_free(&l->b);
+    st_buf_free(&l->c);
+    st_fj_free(&l->j);
+    st_free(l->mark);
+    st_free(l->fnode);
     st_free(l);
 }
 
@@ -405,6 +425,8 @@ st_rc st_loader_open(const st_loader_cfg *cfg, st_loader **out, st_err *err)
     l->cfg = cfg;
     st_buf_init(&l->a, 0);
     st_buf_init(&l->b, 0);
+    st_buf_init(&l->c, 0);
+    st_fj_init(&l->j);
     uint8_t mk[32];
     st_rc rc = st_state_open(cfg->state_path, &l->state, err);
     rc = rc ? rc : st_load_state_migrate(l->state, err);
@@ -422,11 +444,22 @@ st_rc st_loader_open(const st_loader_cfg *cfg, st_loader **out, st_err *err)
     rc = rc ? rc : st_registry_sync_state(l->reg, l->state, err);
     if (rc)
         goto fail;
-    st_engine_opts eo = {.threads = 2};
+    /* one DuckDB thread: with two, the Parquet writes of a batch spent
+     * ~25% more CPU in task-queue locking and polling for no wall-clock gain
+     * on the 2-core host (loader_bench: ~69K -> ~92K events per CPU-second),
+     * and in `serve` the other core is the collector's */
+    st_engine_opts eo = {.threads = 1};
     rc = st_engine_open(&eo, &l->eng, err);
     if (rc)
         goto fail;
     rc = load_checkpoint(l, err);
+    if (rc == ST_OK && cfg->kafka) {
+        /* Kafka mode: the position comes from the group's committed offsets */
+        rc = st_kafka_src_open(cfg->kafka, cfg->kafka_topics, cfg->n_kafka_topics,
+                               cfg->state_path, &l->ksrc, err);
+        if (rc == ST_OK)
+            l->position = st_kafka_src_position(l->ksrc);
+    }
     if (rc)
         goto fail;
     l->raw_path = st_sprintf("%s/raw/events", cfg->lake);
@@ -489,8 +522,11 @@ st_rc st_loader_open(const st_loader_cfg *cfg, st_loader **out, st_err *err)
                 "before a stop)", (unsigned long long)l->position, (unsigned long long)replay);
         l->replay_end = replay;
     }
-    rc = st_evlog_reader_open_seq(cfg->log_dir, l->position, &l->reader, err);
-    if (rc) {
+    if (l->ksrc) {
+        rc = l->replay_end ? st_kafka_src_replay(l->ksrc, l->replay_end, err) : ST_OK;
+        if (rc)
+            goto fail;
+    } else if ((rc = st_evlog_reader_open_seq(cfg->log_dir, l->position, &l->reader, err))) {
         st_err_ctx(err, "event log %s", cfg->log_dir);
         goto fail;
     }
@@ -506,139 +542,194 @@ st_keystore *st_loader_keystore(st_loader *l) { return l->ks; }
 
 void st_loader_set_log_end(st_loader *l, uint64_t next_seq)
 {
+    if (l->ksrc)
+        return;   /* Kafka mode: reads stop at the partitions' ends */
     atomic_store(&l->log_end, next_seq);
     atomic_store(&l->has_limit, true);
 }
 
 uint64_t st_loader_lag(const st_loader *l)
 {
+    if (l->ksrc)
+        return st_kafka_src_lag(l->ksrc);
     uint64_t end = atomic_load(&((st_loader *)l)->log_end);
     return end > l->position ? end - l->position : 0;
 }
 
 /* ---------------------------------------------------------------- JSON access */
 
-/* Finds path (dots) in obj: a key equal to the whole rest first (flat OTel
- * names), else descends at each dot.  *out_top receives the top-level key
- * used (for _extra bookkeeping). */
-static json_t *lookup(json_t *obj, const char *path)
+/* Records are read with fastjson.c (a flat node array, no allocation per
+ * record); what it refuses goes through jansson and is converted, so both
+ * paths see the same values.  Node 0 is the record. */
+
+/* Finds path (dots) in object obj: a key equal to the whole rest first (flat
+ * OTel names), else descends at each dot.  -1 when absent. */
+static int lookup(const st_fj *j, int obj, const char *path, size_t plen)
 {
-    if (!json_is_object(obj))
-        return NULL;
-    json_t *v = json_object_get(obj, path);
-    if (v)
+    if (st_fj_type_of(j, obj) != ST_FJ_OBJ)
+        return -1;
+    int v = st_fj_get(j, obj, path, plen);
+    if (v >= 0)
         return v;
-    char key[256];
-    for (const char *dot = strchr(path, '.'); dot; dot = strchr(dot + 1, '.')) {
+    const char *end = path + plen;
+    for (const char *dot = memchr(path, '.', plen); dot;
+         dot = memchr(dot + 1, '.', (size_t)(end - dot - 1))) {
         size_t n = (size_t)(dot - path);
-        if (n >= sizeof key)
+        if (n >= 256)
             break;
-        memcpy(key, path, n);
-        key[n] = 0;
-        json_t *sub = json_object_get(obj, key);
-        if (json_is_object(sub)) {
-            v = lookup(sub, dot + 1);
-            if (v)
+        int sub = st_fj_get(j, obj, path, n);
+        if (st_fj_type_of(j, sub) == ST_FJ_OBJ) {
+            v = lookup(j, sub, dot + 1, (size_t)(end - dot - 1));
+            if (v >= 0)
                 return v;
         }
     }
-    return NULL;
+    return -1;
 }
 
-/* The top-level key of obj that path resolves through. */
-static void top_key(json_t *obj, const char *path, char *out, size_t cap)
+/* The member of obj that path resolves through (for _extra bookkeeping),
+ * -1 when none. */
+static int top_member(const st_fj *j, int obj, const char *path, size_t plen)
 {
-    out[0] = 0;
-    if (json_object_get(obj, path)) {
-        snprintf(out, cap, "%s", path);
-        return;
-    }
-    for (const char *dot = strchr(path, '.'); dot; dot = strchr(dot + 1, '.')) {
+    int m = st_fj_get(j, obj, path, plen);
+    if (m >= 0)
+        return m;
+    const char *end = path + plen;
+    for (const char *dot = memchr(path, '.', plen); dot;
+         dot = memchr(dot + 1, '.', (size_t)(end - dot - 1))) {
         size_t n = (size_t)(dot - path);
-        if (n >= cap)
-            return;
-        memcpy(out, path, n);
-        out[n] = 0;
-        json_t *sub = json_object_get(obj, out);
-        if (json_is_object(sub) && lookup(sub, dot + 1))
-            return;
+        if (n >= 256)
+            return -1;
+        int sub = st_fj_get(j, obj, path, n);
+        if (st_fj_type_of(j, sub) == ST_FJ_OBJ && lookup(j, sub, dot + 1, (size_t)(end - dot - 1)) >= 0)
+            return sub;
     }
-    out[0] = 0;
+    return -1;
 }
 
-static const char *str_of(json_t *rec, const char *key)
+/* The envelope members of a record, found in one pass over its top level
+ * (the last duplicate counts, as everywhere). */
+enum {
+    K_EVENT_ID, K_FAMILY, K_EVENT_TYPE, K_SOURCE, K_SUBJECT_ID, K_COUNTRY, K_ENTITY_ID,
+    K_EVENT_TIME, K_EVENT_TIME_CORRECTED, K_RECEIVED_AT, K_SCHEMA_VERSION, K_PAYLOAD, K_CONTEXT,
+    N_KEYS
+};
+static const char *const key_names[N_KEYS] = {
+    "event_id", "family", "event_type", "source", "subject_id", "country", "entity_id",
+    "event_time", "event_time_corrected", "received_at", "schema_version", "payload", "context",
+};
+
+typedef struct rec_t {
+    const st_fj *j;      /* NULL when the record is not a JSON object */
+    int m[N_KEYS];       /* node of each envelope member, -1 when absent */
+} rec_t;
+
+static void rec_index(rec_t *r, const st_fj *j)
 {
-    return json_string_value(json_object_get(rec, key));
+    r->j = j;
+    for (int k = 0; k < N_KEYS; k++)
+        r->m[k] = -1;
+    if (st_fj_type_of(j, 0) != ST_FJ_OBJ)
+        return;
+    for (int m = 1; m < (int)j->n[0].end; m = st_fj_next(j, m)) {
+        const char *key = st_fj_key(j, m);
+        for (int k = 0; k < N_KEYS; k++)
+            if (key[0] == key_names[k][0] && !strcmp(key, key_names[k]) &&
+                j->n[m].key_len == strlen(key_names[k])) {
+                r->m[k] = m;
+                break;
+            }
+    }
 }
 
-static bool time_of(json_t *rec, const char *key, int64_t *out)
+static const char *str_of(const rec_t *r, int k)
 {
-    json_t *v = json_object_get(rec, key);
-    if (json_is_integer(v)) {
-        *out = (int64_t)json_integer_value(v);
+    int v = r->m[k];
+    return st_fj_type_of(r->j, v) == ST_FJ_STR ? st_fj_str(r->j, v) : NULL;
+}
+
+static bool time_of(const rec_t *r, int k, int64_t *out)
+{
+    const st_fj *j = r->j;
+    int v = r->m[k];
+    if (st_fj_type_of(j, v) == ST_FJ_INT) {
+        *out = j->n[v].v.i;
         return true;
     }
-    const char *s = json_string_value(v);
-    return s && st_rfc3339_parse(s, strlen(s), out);
+    return st_fj_type_of(j, v) == ST_FJ_STR && st_rfc3339_parse(st_fj_str(j, v), j->n[v].len, out);
 }
 
 /* schema_version as text ("1", "1-0-0"). */
-static void version_text(json_t *rec, char out[32])
+static void version_text(const rec_t *r, char out[32])
 {
-    json_t *v = json_object_get(rec, "schema_version");
-    if (json_is_integer(v))
-        snprintf(out, 32, "%lld", (long long)json_integer_value(v));
-    else if (json_is_string(v))
-        snprintf(out, 32, "%s", json_string_value(v));
+    const st_fj *j = r->j;
+    int v = r->m[K_SCHEMA_VERSION];
+    if (st_fj_type_of(j, v) == ST_FJ_INT)
+        snprintf(out, 32, "%lld", (long long)j->n[v].v.i);
+    else if (st_fj_type_of(j, v) == ST_FJ_STR)
+        snprintf(out, 32, "%s", st_fj_str(j, v));
     else
         out[0] = 0;
 }
 
+static const char *type_word(const st_fj *j, int v)
+{
+    switch (st_fj_type_of(j, v)) {
+    case ST_FJ_STR: return "string";
+    case ST_FJ_INT: return "integer";
+    case ST_FJ_REAL: return "number";
+    case ST_FJ_TRUE:
+    case ST_FJ_FALSE: return "boolean";
+    case ST_FJ_ARR: return "array";
+    default: return "object";
+    }
+}
+
+/* A double that is an exact int64 (a LONG field may be sent as 3.0). */
+static bool real_is_long(double d)
+{
+    return d >= -9223372036854775808.0 && d < 9223372036854775808.0 && d == (double)(int64_t)d;
+}
+
 /* ---------------------------------------------------------------- appending */
 
-static duckdb_state app_str(duckdb_appender a, const char *s)
+static void app_ts(st_rows *a, bool has, int64_t us)
 {
-    return s ? duckdb_append_varchar(a, s) : duckdb_append_null(a);
+    if (has)
+        st_rows_ts(a, us);
+    else
+        st_rows_null(a);
 }
 
-static duckdb_state app_ts(duckdb_appender a, bool has, int64_t us)
+/* Envelope JSON without payload and context (no personal free text), into
+ * out; false when there is no record object. */
+static bool envelope_json(const st_fj *j, st_buf *out)
 {
-    return has ? duckdb_append_timestamp(a, (duckdb_timestamp){us}) : duckdb_append_null(a);
+    static const char *const skip[] = {"payload", "context"};
+    st_buf_reset(out);
+    return st_fj_type_of(j, 0) == ST_FJ_OBJ && st_fj_dump_except(j, 0, skip, 2, out) == ST_OK;
 }
 
-/* Envelope JSON without payload and context (no personal free text). */
-static char *envelope_json(json_t *rec)
-{
-    if (!json_is_object(rec))
-        return NULL;
-    json_t *c = json_copy(rec);
-    if (!c)
-        return NULL;
-    json_object_del(c, "payload");
-    json_object_del(c, "context");
-    char *s = json_dumps(c, JSON_COMPACT);
-    json_decref(c);
-    return s;
-}
-
-static st_rc quarantine(st_loader *l, uint64_t seq, const char *data, size_t len, json_t *rec,
+/* j is NULL when the record is not a JSON object. */
+static st_rc quarantine(st_loader *l, uint64_t seq, const char *data, size_t len, const rec_t *r,
                         const char *reason, const char *schema_ref, st_err *err)
 {
+    const st_fj *j = r->j;
     (void)seq;
-    duckdb_appender a = l->q_app;
-    const char *subject = rec ? str_of(rec, "subject_id") : NULL;
+    st_rows *a = &l->q_st;
+    const char *subject = str_of(r, K_SUBJECT_ID);
     char ver[32] = "";
     int64_t rcv = l->now_us;
-    bool has_rcv = rec && time_of(rec, "received_at", &rcv);
+    bool has_rcv = j && time_of(r, K_RECEIVED_AT, &rcv);
     if (!has_rcv)
         rcv = l->now_us;
-    if (rec)
-        version_text(rec, ver);
-    const char *etype = rec ? str_of(rec, "event_type") : NULL;
-    const char *family = rec ? str_of(rec, "family") : NULL;
+    if (j)
+        version_text(r, ver);
+    const char *etype = str_of(r, K_EVENT_TYPE);
+    const char *family = str_of(r, K_FAMILY);
     if (etype && family && !strncmp(etype, family, strlen(family)) && etype[strlen(family)] == '.')
         etype += strlen(family) + 1;
-    char *env = envelope_json(rec);
+    bool has_env = envelope_json(j, &l->c);
     st_buf_reset(&l->a);
     st_rc rc = st_keystore_encrypt(l->ks, subject && *subject ? subject : QUARANTINE_SUBJECT,
                                    data, len, &l->a, err);
@@ -648,58 +739,58 @@ static st_rc quarantine(st_loader *l, uint64_t seq, const char *data, size_t len
         st_buf_reset(&l->a);
         rc = ST_OK;
     } else if (rc) {
-        free(env);
         return rc;
     }
-    app_str(a, rec ? str_of(rec, "event_id") : NULL);
-    app_str(a, family);
-    app_str(a, etype);
-    app_str(a, ver[0] ? ver : NULL);
-    app_str(a, rec ? str_of(rec, "source") : NULL);
-    app_str(a, subject);
+    st_rows_cstr(a, str_of(r, K_EVENT_ID));
+    st_rows_cstr(a, family);
+    st_rows_cstr(a, etype);
+    st_rows_cstr(a, ver[0] ? ver : NULL);
+    st_rows_cstr(a, str_of(r, K_SOURCE));
+    st_rows_cstr(a, subject);
     app_ts(a, true, rcv);
-    duckdb_append_date(a, (duckdb_date){day_of_us(rcv)});
-    app_str(a, reason);
-    app_str(a, schema_ref);
-    app_str(a, env);
-    app_str(a, l->a.len ? l->a.data : NULL);
-    app_str(a, l->batch_id);
+    st_rows_date(a, day_of_us(rcv));
+    st_rows_cstr(a, reason);
+    st_rows_cstr(a, schema_ref);
+    st_rows_cstr(a, has_env ? l->c.data : NULL);
+    st_rows_cstr(a, l->a.len ? l->a.data : NULL);
+    st_rows_cstr(a, l->batch_id);
     app_ts(a, true, l->now_us);
-    free(env);
-    if (duckdb_appender_end_row(a) == DuckDBError)
-        return st_fail(err, ST_ERR_ENGINE, "quarantine staging: %s", duckdb_appender_error(a));
+    rc = st_rows_end(a, "quarantine", err);
+    if (rc)
+        return rc;
     l->q_rows++;
     return ST_OK;
 }
 
-static st_rc raw_row(st_loader *l, uint64_t seq, size_t len, json_t *rec, st_err *err)
+static st_rc raw_row(st_loader *l, uint64_t seq, size_t len, const rec_t *r, st_err *err)
 {
-    duckdb_appender a = l->raw_app;
+    st_rows *a = &l->raw_st;
     char ver[32] = "";
-    version_text(rec, ver);
+    version_text(r, ver);
     int64_t et = 0, etc = 0, rcv = l->now_us;
-    bool has_et = time_of(rec, "event_time", &et);
-    bool has_etc = time_of(rec, "event_time_corrected", &etc);
-    if (!time_of(rec, "received_at", &rcv))
+    bool has_et = time_of(r, K_EVENT_TIME, &et);
+    bool has_etc = time_of(r, K_EVENT_TIME_CORRECTED, &etc);
+    if (!time_of(r, K_RECEIVED_AT, &rcv))
         rcv = l->now_us;
-    duckdb_append_int64(a, (int64_t)seq);
-    app_str(a, str_of(rec, "event_id"));
-    app_str(a, str_of(rec, "family"));
-    app_str(a, str_of(rec, "event_type"));
-    app_str(a, ver[0] ? ver : NULL);
-    app_str(a, str_of(rec, "source"));
-    app_str(a, str_of(rec, "subject_id"));
-    app_str(a, str_of(rec, "country"));
-    app_str(a, str_of(rec, "entity_id"));
+    st_rows_i64(a, (int64_t)seq);
+    st_rows_cstr(a, str_of(r, K_EVENT_ID));
+    st_rows_cstr(a, str_of(r, K_FAMILY));
+    st_rows_cstr(a, str_of(r, K_EVENT_TYPE));
+    st_rows_cstr(a, ver[0] ? ver : NULL);
+    st_rows_cstr(a, str_of(r, K_SOURCE));
+    st_rows_cstr(a, str_of(r, K_SUBJECT_ID));
+    st_rows_cstr(a, str_of(r, K_COUNTRY));
+    st_rows_cstr(a, str_of(r, K_ENTITY_ID));
     app_ts(a, has_et, et);
     app_ts(a, has_etc, etc);
     app_ts(a, true, rcv);
-    duckdb_append_date(a, (duckdb_date){day_of_us(rcv)});
-    duckdb_append_int64(a, (int64_t)len);
-    app_str(a, l->batch_id);
+    st_rows_date(a, day_of_us(rcv));
+    st_rows_i64(a, (int64_t)len);
+    st_rows_cstr(a, l->batch_id);
     app_ts(a, true, l->now_us);
-    if (duckdb_appender_end_row(a) == DuckDBError)
-        return st_fail(err, ST_ERR_ENGINE, "raw staging: %s", duckdb_appender_error(a));
+    st_rc rc = st_rows_end(a, "raw", err);
+    if (rc)
+        return rc;
     l->raw_rows++;
     return ST_OK;
 }
@@ -775,60 +866,59 @@ static st_rc seed_day(st_loader *l, fam *f, int32_t day, st_err *err)
 }
 
 /* Converts one field value per its type.  Appends the value (or NULL) to
- * the appender and returns ST_ERR_INVALID with *why filled on a type error. */
-static st_rc field_value(st_loader *l, const st_sfield *f, st_pii_action act, json_t *v,
-                         const char *subject, duckdb_appender a, char *why, size_t why_cap,
-                         st_err *err)
+ * the appender and returns ST_ERR_INVALID with *why filled on a type error.
+ * v is a node of j, or -1 with etype set for a field fed by the event type. */
+static st_rc field_value(st_loader *l, const st_sfield *f, st_pii_action act, const st_fj *j,
+                         int v, const char *etype, const char *subject, st_rows *a,
+                         char *why, size_t why_cap, st_err *err)
 {
-    if (!v || json_is_null(v))
-        return duckdb_append_null(a) == DuckDBError ? ST_ERR_ENGINE : ST_OK;
-    if (act == ST_PII_DROP)
-        return duckdb_append_null(a) == DuckDBError ? ST_ERR_ENGINE : ST_OK;
-    const char *got = json_is_string(v) ? "string"
-                      : json_is_integer(v) ? "integer"
-                      : json_is_real(v) ? "number"
-                      : json_is_boolean(v) ? "boolean"
-                      : json_is_array(v) ? "array" : "object";
+    int t = etype ? ST_FJ_STR : st_fj_type_of(j, v);
+    if (t < 0 || t == ST_FJ_NULL || act == ST_PII_DROP)
+        return (st_rows_null(a), ST_OK);
+    const char *got = etype ? "string" : type_word(j, v);
     switch (f->type) {
     case ST_FT_LONG:
-        if (json_is_integer(v))
-            return duckdb_append_int64(a, (int64_t)json_integer_value(v)) ? ST_ERR_ENGINE : ST_OK;
-        if (json_is_real(v) && json_real_value(v) == (double)(int64_t)json_real_value(v))
-            return duckdb_append_int64(a, (int64_t)json_real_value(v)) ? ST_ERR_ENGINE : ST_OK;
+        if (t == ST_FJ_INT)
+            return (st_rows_i64(a, j->n[v].v.i), ST_OK);
+        if (t == ST_FJ_REAL && real_is_long(j->n[v].v.d))
+            return (st_rows_i64(a, (int64_t)j->n[v].v.d), ST_OK);
         break;
     case ST_FT_DOUBLE:
-        if (json_is_number(v))
-            return duckdb_append_double(a, json_number_value(v)) ? ST_ERR_ENGINE : ST_OK;
+        if (t == ST_FJ_INT || t == ST_FJ_REAL)
+            return (st_rows_f64(a, t == ST_FJ_INT ? (double)j->n[v].v.i : j->n[v].v.d), ST_OK);
         break;
     case ST_FT_BOOLEAN:
-        if (json_is_boolean(v))
-            return duckdb_append_bool(a, json_is_true(v)) ? ST_ERR_ENGINE : ST_OK;
+        if (t == ST_FJ_TRUE || t == ST_FJ_FALSE)
+            return (st_rows_bool(a, t == ST_FJ_TRUE), ST_OK);
         break;
     case ST_FT_TIMESTAMP: {
         int64_t us;
-        const char *s = json_string_value(v);
+        const char *s = t == ST_FJ_STR ? (etype ? etype : st_fj_str(j, v)) : NULL;
         if (s && st_rfc3339_parse(s, strlen(s), &us))
-            return duckdb_append_timestamp(a, (duckdb_timestamp){us}) ? ST_ERR_ENGINE : ST_OK;
+            return (st_rows_ts(a, us), ST_OK);
         snprintf(why, why_cap, "field '%s': expected an RFC 3339 timestamp, got %s", f->name,
                  s ? "a malformed string" : got);
         return ST_ERR_INVALID;
     }
     case ST_FT_STRING:
     case ST_FT_JSON: {
-        char *dumped = NULL;
         const char *text;
         size_t len;
-        if (f->type == ST_FT_STRING) {
-            if (!json_is_string(v))
+        if (etype && f->type == ST_FT_STRING) {
+            text = etype;
+            len = strlen(etype);
+        } else if (f->type == ST_FT_STRING) {
+            if (t != ST_FJ_STR)
                 break;
-            text = json_string_value(v);
-            len = json_string_length(v);
+            text = st_fj_str(j, v);
+            len = j->n[v].len;
         } else {
-            dumped = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-            if (!dumped)
-                return st_fail(err, ST_ERR_NOMEM, "out of memory");
-            text = dumped;
-            len = strlen(dumped);
+            st_buf_reset(&l->c);
+            st_rc rc = etype ? st_fj_dump_str(&l->c, etype, strlen(etype)) : st_fj_dump(j, v, &l->c);
+            if (rc)
+                return st_fail(err, rc, "field '%s': printing the JSON value", f->name);
+            text = l->c.data;
+            len = l->c.len;
         }
         st_rc rc = ST_OK;
         st_buf_reset(&l->b);
@@ -838,8 +928,7 @@ static st_rc field_value(st_loader *l, const st_sfield *f, st_pii_action act, js
             if (rc == ST_ERR_NOTFOUND) {
                 /* erased subject: store nothing of theirs */
                 st_err_clear(err);
-                free(dumped);
-                return duckdb_append_null(a) ? ST_ERR_ENGINE : ST_OK;
+                return (st_rows_null(a), ST_OK);
             }
             break;
         case ST_PII_HASH:
@@ -849,174 +938,198 @@ static st_rc field_value(st_loader *l, const st_sfield *f, st_pii_action act, js
             rc = st_redact(text, len, &l->b);
             break;
         default:
-            rc = st_buf_append(&l->b, text, len);
-            if (rc == ST_OK && !l->b.data)
-                rc = st_buf_puts(&l->b, "");
-            break;
+            return (st_rows_str(a, text, len), ST_OK);
         }
-        free(dumped);
         if (rc)
             return err && err->code ? rc : st_fail(err, rc, "field '%s': applying the PII policy", f->name);
-        return duckdb_append_varchar_length(a, l->b.data, l->b.len) ? ST_ERR_ENGINE : ST_OK;
+        return (st_rows_str(a, l->b.data ? l->b.data : "", l->b.len), ST_OK);
     }
     }
     snprintf(why, why_cap, "field '%s': expected %s, got %s", f->name, st_ftype_name(f->type), got);
     return ST_ERR_INVALID;
 }
 
-/* Validates the event against its schema without appending anything:
- * required fields and types.  Returns false with why set. */
-static bool validate(const st_schema *s, json_t *rec, const char *etype, char *why, size_t cap)
+/* The node feeding field f of the event, -1 when none; *from_type set when
+ * the field is the event type itself. */
+static int field_node(const st_fj *j, int payload, int context, const st_sfield *f,
+                      bool *from_type)
 {
-    json_t *payload = json_object_get(rec, "payload");
-    json_t *context = json_object_get(rec, "context");
-    if (payload && !json_is_object(payload)) {
-        snprintf(why, cap, "payload: expected an object");
-        return false;
-    }
-    for (size_t i = 0; i < s->n_fields; i++) {
-        const st_sfield *f = &s->fields[i];
-        json_t *v = NULL;
-        bool from_type = false;
-        for (size_t k = 0; !v && k < f->n_paths; k++) {
-            const char *p = f->paths[k];
+    *from_type = false;
+    for (size_t k = 0; k < f->n_paths; k++) {
+        const char *p = f->paths[k];
+        int v = -1;
+        if (p[0] == '$') {
             if (!strcmp(p, "$payload"))
                 v = payload;
             else if (!strcmp(p, "$context"))
                 v = context;
             else if (!strcmp(p, "$event_type")) {
-                v = etype ? json_true() : NULL;   /* always a string, nothing to check */
-                from_type = true;
+                *from_type = true;
+                return -1;
             }
-            else if (!strncmp(p, "payload.", 8))
-                v = lookup(payload, p + 8);
-            else if (!strncmp(p, "context.", 8))
-                v = lookup(context, p + 8);
+        } else if (!strncmp(p, "payload.", 8)) {
+            v = lookup(j, payload, p + 8, strlen(p + 8));
+        } else if (!strncmp(p, "context.", 8)) {
+            v = lookup(j, context, p + 8, strlen(p + 8));
         }
-        if (v && json_is_null(v))
-            v = NULL;
-        if (!v) {
+        if (v >= 0)
+            return v;
+    }
+    return -1;
+}
+
+#define FNODE_TYPE (-2)
+
+/* Validates the event against its schema without appending anything:
+ * required fields and types.  Returns false with why set.  nodes[i]
+ * receives the node feeding field i, so bronze_row does not look again. */
+static bool validate(const st_schema *s, const rec_t *r, const char *etype, int *nodes,
+                     char *why, size_t cap)
+{
+    const st_fj *j = r->j;
+    int payload = r->m[K_PAYLOAD];
+    int context = r->m[K_CONTEXT];
+    if (payload >= 0 && st_fj_type_of(j, payload) != ST_FJ_OBJ) {
+        snprintf(why, cap, "payload: expected an object");
+        return false;
+    }
+    for (size_t i = 0; i < s->n_fields; i++) {
+        const st_sfield *f = &s->fields[i];
+        bool from_type;
+        int v = field_node(j, payload, context, f, &from_type);
+        nodes[i] = from_type ? FNODE_TYPE : v;
+        if (from_type && etype)
+            continue;   /* always a string, nothing to check */
+        int t = st_fj_type_of(j, v);
+        if (t < 0 || t == ST_FJ_NULL) {
             if (f->required) {
                 snprintf(why, cap, "field '%s': required but missing", f->name);
                 return false;
             }
             continue;
         }
-        if (from_type)
-            continue;
         bool ok = true;
         switch (f->type) {
-        case ST_FT_STRING: ok = json_is_string(v); break;
-        case ST_FT_LONG:
-            ok = json_is_integer(v) ||
-                 (json_is_real(v) && json_real_value(v) == (double)(int64_t)json_real_value(v));
-            break;
-        case ST_FT_DOUBLE: ok = json_is_number(v); break;
-        case ST_FT_BOOLEAN: ok = json_is_boolean(v); break;
+        case ST_FT_STRING: ok = t == ST_FJ_STR; break;
+        case ST_FT_LONG: ok = t == ST_FJ_INT || (t == ST_FJ_REAL && real_is_long(j->n[v].v.d)); break;
+        case ST_FT_DOUBLE: ok = t == ST_FJ_INT || t == ST_FJ_REAL; break;
+        case ST_FT_BOOLEAN: ok = t == ST_FJ_TRUE || t == ST_FJ_FALSE; break;
         case ST_FT_TIMESTAMP: {
             int64_t us;
-            const char *t = json_string_value(v);
-            ok = t && st_rfc3339_parse(t, strlen(t), &us);
+            ok = t == ST_FJ_STR && st_rfc3339_parse(st_fj_str(j, v), j->n[v].len, &us);
             break;
         }
         case ST_FT_JSON: ok = true; break;
         }
         if (!ok) {
-            const char *got = json_is_string(v) ? "string"
-                              : json_is_integer(v) ? "integer"
-                              : json_is_real(v) ? "number"
-                              : json_is_boolean(v) ? "boolean"
-                              : json_is_array(v) ? "array" : "object";
             snprintf(why, cap, "field '%s': expected %s, got %s", f->name,
-                     st_ftype_name(f->type), got);
+                     st_ftype_name(f->type), type_word(j, v));
             return false;
         }
     }
     return true;
 }
 
-/* Builds _extra: payload and context keys no field of s consumed, redacted. */
-static st_rc extra_json(st_loader *l, const st_schema *s, json_t *rec, bool *has, st_err *err)
+/* Builds _extra into l->b: payload and context keys no field of s consumed,
+ * redacted. */
+static st_rc extra_json(st_loader *l, const st_schema *s, const rec_t *r, bool *has, st_err *err)
 {
+    const st_fj *j = r->j;
     *has = false;
-    json_t *parts[2] = {json_object_get(rec, "payload"), json_object_get(rec, "context")};
-    const char *names[2] = {"payload", "context"};
-    json_t *extra = NULL;
-    char key[256];
-    for (int p = 0; p < 2; p++) {
-        if (!json_is_object(parts[p]) || json_object_size(parts[p]) == 0)
+    int parts[2] = {r->m[K_PAYLOAD], r->m[K_CONTEXT]};
+    static const char *const names[2] = {"payload", "context"};
+    st_buf *x = &l->c;
+    st_buf_reset(x);
+    if (l->n_mark < j->n_nodes) {
+        uint8_t *nm = st_realloc(l->mark, j->n_nodes);
+        if (!nm)
+            return st_fail(err, ST_ERR_NOMEM, "out of memory");
+        l->mark = nm;
+        l->n_mark = j->n_nodes;
+    }
+    st_rc rc = ST_OK;
+    for (int p = 0; rc == ST_OK && p < 2; p++) {
+        int obj = parts[p];
+        if (st_fj_type_of(j, obj) != ST_FJ_OBJ || j->n[obj].len == 0)
             continue;
         bool whole = false;
-        json_t *left = NULL;
         for (size_t i = 0; !whole && i < s->n_fields; i++)
             for (size_t k = 0; k < s->fields[i].n_paths; k++)
                 if (!strcmp(s->fields[i].paths[k], p ? "$context" : "$payload"))
                     whole = true;
         if (whole)
             continue;
-        const char *k;
-        json_t *v;
-        json_object_foreach(parts[p], k, v) {
-            bool used = false;
-            for (size_t i = 0; !used && i < s->n_fields; i++) {
-                for (size_t j = 0; !used && j < s->fields[i].n_paths; j++) {
-                    const char *path = s->fields[i].paths[j];
-                    if (strncmp(path, names[p], strlen(names[p])) || path[strlen(names[p])] != '.')
-                        continue;
-                    top_key(parts[p], path + strlen(names[p]) + 1, key, sizeof key);
-                    used = key[0] && !strcmp(key, k);
-                }
+        /* the members the schema's paths resolve through: the value node a
+         * key stands for is its last duplicate, as st_fj_get returns it */
+        for (int m = obj + 1; m < (int)j->n[obj].end; m = st_fj_next(j, m))
+            l->mark[m] = 0;
+        size_t nl = strlen(names[p]);
+        for (size_t i = 0; i < s->n_fields; i++)
+            for (size_t k = 0; k < s->fields[i].n_paths; k++) {
+                const char *path = s->fields[i].paths[k];
+                if (strncmp(path, names[p], nl) || path[nl] != '.')
+                    continue;
+                int tm = top_member(j, obj, path + nl + 1, strlen(path + nl + 1));
+                /* an empty or 256-byte+ key never counted as consumed */
+                if (tm >= 0 && j->n[tm].key_len > 0 && j->n[tm].key_len < 256)
+                    l->mark[tm] = 1;
             }
-            if (used)
+        bool open = false;
+        for (int m = obj + 1; rc == ST_OK && m < (int)j->n[obj].end; m = st_fj_next(j, m)) {
+            int v = st_fj_member(j, obj, m);
+            if (v < 0 || l->mark[v])
                 continue;
-            if (!left)
-                left = json_object();
-            json_object_set(left, k, v);
+            if (!open) {
+                rc = st_buf_puts(x, x->len ? ",\"" : "{\"");
+                rc = rc ? rc : st_buf_puts(x, names[p]);
+                rc = rc ? rc : st_buf_puts(x, "\":{");
+                open = true;
+            } else {
+                rc = st_buf_putc(x, ',');
+            }
+            rc = rc ? rc : st_fj_dump_str(x, st_fj_key(j, m), j->n[m].key_len);
+            rc = rc ? rc : st_buf_putc(x, ':');
+            rc = rc ? rc : st_fj_dump(j, v, x);
         }
-        if (left) {
-            if (!extra)
-                extra = json_object();
-            json_object_set_new(extra, names[p], left);
-        }
+        if (open)
+            rc = rc ? rc : st_buf_putc(x, '}');
     }
-    if (!extra)
+    if (rc == ST_OK && x->len)
+        rc = st_buf_putc(x, '}');
+    if (rc)
+        return st_fail(err, rc, "_extra: printing");
+    if (!x->len)
         return ST_OK;
-    char *text = json_dumps(extra, JSON_COMPACT);
-    json_decref(extra);
-    if (!text)
-        return st_fail(err, ST_ERR_NOMEM, "out of memory");
     st_buf_reset(&l->b);
-    st_rc rc = st_redact(text, strlen(text), &l->b);
-    free(text);
+    rc = st_redact(x->data, x->len, &l->b);
     if (rc)
         return st_fail(err, rc, "_extra: redacting");
     *has = true;
     return ST_OK;
 }
 
-static st_rc bronze_row(st_loader *l, fam *f, const st_schema *s, json_t *rec, const char *etype,
-                        const char *ver, int64_t et, int32_t day, const char *event_id,
-                        st_err *err)
+static st_rc bronze_row(st_loader *l, fam *f, const st_schema *s, const rec_t *r,
+                        const char *etype, const char *ver, int64_t et, int32_t day,
+                        const char *event_id, st_err *err)
 {
-    duckdb_appender a = f->app;
+    const st_fj *j = r->j;
+    st_rows *a = &f->st;
     int64_t etc = 0, rcv = l->now_us;
-    bool has_etc = time_of(rec, "event_time_corrected", &etc);
-    if (!time_of(rec, "received_at", &rcv))
+    bool has_etc = time_of(r, K_EVENT_TIME_CORRECTED, &etc);
+    if (!time_of(r, K_RECEIVED_AT, &rcv))
         rcv = l->now_us;
-    const char *subject = str_of(rec, "subject_id");
-    app_str(a, event_id);
-    app_str(a, etype);
-    app_str(a, ver);
-    app_str(a, str_of(rec, "source"));
-    app_str(a, str_of(rec, "country"));
-    app_str(a, str_of(rec, "entity_id"));
-    app_str(a, subject);
+    const char *subject = str_of(r, K_SUBJECT_ID);
+    st_rows_cstr(a, event_id);
+    st_rows_cstr(a, etype);
+    st_rows_cstr(a, ver);
+    st_rows_cstr(a, str_of(r, K_SOURCE));
+    st_rows_cstr(a, str_of(r, K_COUNTRY));
+    st_rows_cstr(a, str_of(r, K_ENTITY_ID));
+    st_rows_cstr(a, subject);
     app_ts(a, true, et);
     app_ts(a, has_etc, etc);
     app_ts(a, true, rcv);
-    duckdb_append_date(a, (duckdb_date){day});
-    json_t *payload = json_object_get(rec, "payload");
-    json_t *context = json_object_get(rec, "context");
+    st_rows_date(a, day);
     char why[256];
     if (f->plan_s != s) {
         /* which field feeds each column, and its action: once per schema,
@@ -1034,85 +1147,105 @@ static st_rc bronze_row(st_loader *l, fam *f, const st_schema *s, json_t *rec, c
     for (size_t c = 0; c < f->n_cols; c++) {
         const st_sfield *fld = f->plan_fld[c] >= 0 ? &s->fields[f->plan_fld[c]] : NULL;
         if (!fld) {
-            duckdb_append_null(a);
+            st_rows_null(a);
             continue;
         }
-        json_t *v = NULL, *tmp = NULL;
-        for (size_t k = 0; !v && k < fld->n_paths; k++) {
-            const char *p = fld->paths[k];
-            if (!strcmp(p, "$payload"))
-                v = payload;
-            else if (!strcmp(p, "$context"))
-                v = context;
-            else if (!strcmp(p, "$event_type"))
-                v = tmp = json_string(etype);
-            else if (!strncmp(p, "payload.", 8))
-                v = lookup(payload, p + 8);
-            else if (!strncmp(p, "context.", 8))
-                v = lookup(context, p + 8);
-        }
+        int v = l->fnode[f->plan_fld[c]];
+        bool from_type = v == FNODE_TYPE;
         st_pii_action act = f->plan_act[c];
-        st_rc rc = field_value(l, fld, act, v, subject, a, why, sizeof why, err);
-        json_decref(tmp);
-        if (rc == ST_ERR_ENGINE)
-            return st_fail(err, rc, "bronze.%s staging: %s", f->name, duckdb_appender_error(a));
-        if (rc)
+        st_rc rc = field_value(l, fld, act, j, v, from_type ? etype : NULL, subject, a, why,
+                               sizeof why, err);
+        if (rc) {
+            st_rows_cancel(a);
+            if (rc == ST_ERR_INVALID)
+                st_fail(err, rc, "bronze.%s: %s", f->name, why);
             return rc;
+        }
     }
     bool has_extra = false;
-    st_rc rc = extra_json(l, s, rec, &has_extra, err);
+    st_rc rc = extra_json(l, s, r, &has_extra, err);
+    if (rc) {
+        st_rows_cancel(a);
+        return rc;
+    }
+    if (has_extra)
+        st_rows_str(a, l->b.data, l->b.len);
+    else
+        st_rows_null(a);
+    st_rows_bool(a, rcv - et > l->cfg->late_horizon_s * 1000000);
+    st_rows_cstr(a, l->batch_id);
+    app_ts(a, true, l->now_us);
+    rc = st_rows_end(a, f->name, err);
     if (rc)
         return rc;
-    if (has_extra)
-        duckdb_append_varchar_length(a, l->b.data, l->b.len);
-    else
-        duckdb_append_null(a);
-    duckdb_append_bool(a, rcv - et > l->cfg->late_horizon_s * 1000000);
-    app_str(a, l->batch_id);
-    app_ts(a, true, l->now_us);
-    if (duckdb_appender_end_row(a) == DuckDBError)
-        return st_fail(err, ST_ERR_ENGINE, "bronze.%s staging: %s", f->name,
-                       duckdb_appender_error(a));
     f->n_rows++;
     return ST_OK;
+}
+
+/* Reads the record into l->j: fastjson first, jansson for what it refuses
+ * (which also names the error).  false with why set when the record is not
+ * JSON. */
+static bool read_record(st_loader *l, const char *data, size_t len, char *why, size_t cap,
+                        st_err *err, st_rc *rc)
+{
+    *rc = ST_OK;
+    if (st_fj_parse(&l->j, data, len))
+        return true;
+    json_error_t jerr;
+    json_t *rec = json_loadb(data, len, 0, &jerr);
+    if (!rec) {
+        snprintf(why, cap, "record is not a JSON object: %s", jerr.text);
+        return false;
+    }
+    *rc = st_fj_from_jansson(&l->j, rec, err);
+    json_decref(rec);
+    return *rc == ST_OK;
 }
 
 /* Handles one log record.  Counters go to st. */
 static st_rc one_record(st_loader *l, uint64_t seq, const char *data, size_t len,
                         st_load_stats *st, st_err *err)
 {
-    json_error_t jerr;
-    json_t *rec = json_loadb(data, len, 0, &jerr);
     st_rc rc = ST_OK;
     char why[512];
-    if (!json_is_object(rec)) {
-        snprintf(why, sizeof why, "record is not a JSON object: %s", rec ? "other value" : jerr.text);
-        rc = quarantine(l, seq, data, len, rec, why, NULL, err);
+    rec_t rr, *r = &rr;
+    rec_index(r, NULL);
+    if (!read_record(l, data, len, why, sizeof why, err, &rc)) {
+        if (rc)
+            return rc;
+        rc = quarantine(l, seq, data, len, r, why, NULL, err);
         st->quarantined++;
-        goto out;
+        return rc;
     }
-    if (l->cfg->write_raw && (rc = raw_row(l, seq, len, rec, err)))
-        goto out;
-    const char *event_id = str_of(rec, "event_id");
-    const char *family = str_of(rec, "family");
-    const char *etype = str_of(rec, "event_type");
+    if (st_fj_type_of(&l->j, 0) != ST_FJ_OBJ) {
+        rc = quarantine(l, seq, data, len, r, "record is not a JSON object: other value", NULL,
+                        err);
+        st->quarantined++;
+        return rc;
+    }
+    rec_index(r, &l->j);
+    if (l->cfg->write_raw && (rc = raw_row(l, seq, len, r, err)))
+        return rc;
+    const char *event_id = str_of(r, K_EVENT_ID);
+    const char *family = str_of(r, K_FAMILY);
+    const char *etype = str_of(r, K_EVENT_TYPE);
     char ver[32];
-    version_text(rec, ver);
+    version_text(r, ver);
     int vv[3];
     int64_t et = 0;
-    if (!event_id || !family || !etype || !time_of(rec, "event_time", &et)) {
-        rc = quarantine(l, seq, data, len, rec,
+    if (!event_id || !family || !etype || !time_of(r, K_EVENT_TIME, &et)) {
+        rc = quarantine(l, seq, data, len, r,
                         "envelope: event_id, family, event_type or event_time missing", NULL, err);
         st->quarantined++;
-        goto out;
+        return rc;
     }
     if (!strncmp(etype, family, strlen(family)) && etype[strlen(family)] == '.')
         etype += strlen(family) + 1;
     if (!st_schema_version_parse(ver, vv)) {
         snprintf(why, sizeof why, "schema_version: '%s' is not N or MODEL-REVISION-ADDITION", ver);
-        rc = quarantine(l, seq, data, len, rec, why, NULL, err);
+        rc = quarantine(l, seq, data, len, r, why, NULL, err);
         st->quarantined++;
-        goto out;
+        return rc;
     }
     const char *reason = NULL;
     const st_schema *s = st_registry_find(l->reg, family, etype, vv, &reason);
@@ -1120,26 +1253,33 @@ static st_rc one_record(st_loader *l, uint64_t seq, const char *data, size_t len
     if (!s || !f) {
         snprintf(why, sizeof why, "%s: %s.%s version %s", reason ? reason : "unknown event family",
                  family, etype, ver);
-        rc = quarantine(l, seq, data, len, rec, why, NULL, err);
+        rc = quarantine(l, seq, data, len, r, why, NULL, err);
         st->quarantined++;
-        goto out;
+        return rc;
     }
-    if (!validate(s, rec, etype, why, sizeof why)) {
+    if (l->n_fnode < s->n_fields) {
+        int *nf = st_realloc(l->fnode, s->n_fields * sizeof *nf);
+        if (!nf)
+            return st_fail(err, ST_ERR_NOMEM, "out of memory");
+        l->fnode = nf;
+        l->n_fnode = s->n_fields;
+    }
+    if (!validate(s, r, etype, l->fnode, why, sizeof why)) {
         char ref[300];
         snprintf(ref, sizeof ref, "%s.%s v%s%s%s", s->family, s->event_type, s->version_text,
                  s->file ? " " : "", s->file ? s->file : " (built-in)");
-        rc = quarantine(l, seq, data, len, rec, why, ref, err);
+        rc = quarantine(l, seq, data, len, r, why, ref, err);
         st->quarantined++;
-        goto out;
+        return rc;
     }
     /* dedup: this batch, then bronze (set hit confirmed at commit) */
     if (st_map_get(f->batch_ids, event_id)) {
         st->duplicates++;
-        goto out;
+        return rc;
     }
     if (st_map_put(f->batch_ids, event_id, (void *)1, NULL)) {
         rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
-        goto out;
+        return rc;
     }
     int32_t day = day_of_us(et);
     uint64_t h = st_id_hash(event_id, strlen(event_id));
@@ -1151,7 +1291,7 @@ static st_rc one_record(st_loader *l, uint64_t seq, const char *data, size_t len
             if (rc == ST_OK && !seeded)
                 rc = seed_day(l, f, day, err);
             if (rc)
-                goto out;
+                return rc;
             f->last_day = day;
             f->last_day_ok = true;
         }
@@ -1175,21 +1315,19 @@ static st_rc one_record(st_loader *l, uint64_t seq, const char *data, size_t len
         pending_id *np = st_realloc(f->pend, nc * sizeof *np);
         if (!np) {
             rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
-            goto out;
+            return rc;
         }
         f->pend = np;
         f->cap_pend = nc;
     }
     f->pend[f->n_pend++] = (pending_id){h, day};
-    rc = bronze_row(l, f, s, rec, etype, ver, et, day, event_id, err);
+    rc = bronze_row(l, f, s, r, etype, ver, et, day, event_id, err);
     if (rc == ST_OK) {
         int64_t rcv = l->now_us;
-        time_of(rec, "received_at", &rcv);
+        time_of(r, K_RECEIVED_AT, &rcv);
         if (rcv - et > l->cfg->late_horizon_s * 1000000)
             st->late++;
     }
-out:
-    json_decref(rec);
     return rc;
 }
 
@@ -1203,9 +1341,11 @@ static st_rc begin_batch(st_loader *l, st_err *err)
     if (l->cfg->write_raw) {
         rc = stage_sql(l, "stage_raw", raw_ddl, err);
         rc = rc ? rc : st_engine_appender(l->eng, "stage_raw", &l->raw_app, err);
+        rc = rc ? rc : st_rows_open(&l->raw_st, l->raw_app, err);
     }
     rc = rc ? rc : stage_sql(l, "stage_q", quarantine_ddl, err);
     rc = rc ? rc : st_engine_appender(l->eng, "stage_q", &l->q_app, err);
+    rc = rc ? rc : st_rows_open(&l->q_st, l->q_app, err);
     for (size_t i = 0; rc == ST_OK && i < l->n_fams; i++) {
         fam *f = &l->fams[i];
         char *ddl = family_ddl(f);
@@ -1213,6 +1353,7 @@ static st_rc begin_batch(st_loader *l, st_err *err)
         rc = ddl ? stage_sql(l, stage, ddl, err) : st_fail(err, ST_ERR_NOMEM, "out of memory");
         st_free(ddl);
         rc = rc ? rc : st_engine_appender(l->eng, stage, &f->app, err);
+        rc = rc ? rc : st_rows_open(&f->st, f->app, err);
         f->n_rows = 0;
         f->n_pend = 0;
         f->n_candidates = 0;
@@ -1231,8 +1372,23 @@ static st_rc begin_batch(st_loader *l, st_err *err)
     return rc;
 }
 
+/* Appends the rows still in partial chunks (before the appenders close). */
+static st_rc flush_rows(st_loader *l, st_err *err)
+{
+    st_rc rc = l->raw_app ? st_rows_flush(&l->raw_st, "raw", err) : ST_OK;
+    rc = rc || !l->q_app ? rc : st_rows_flush(&l->q_st, "quarantine", err);
+    for (size_t i = 0; rc == ST_OK && i < l->n_fams; i++)
+        if (l->fams[i].app)
+            rc = st_rows_flush(&l->fams[i].st, l->fams[i].name, err);
+    return rc;
+}
+
 static void end_batch(st_loader *l)
 {
+    st_rows_close(&l->raw_st);
+    st_rows_close(&l->q_st);
+    for (size_t i = 0; i < l->n_fams; i++)
+        st_rows_close(&l->fams[i].st);
     if (l->raw_app)
         duckdb_appender_destroy(&l->raw_app);
     if (l->q_app)
@@ -1375,7 +1531,8 @@ st_rc st_loader_step(st_loader *l, st_load_stats *stats, size_t *out_n, st_err *
     while (rc == ST_OK && n_read < want) {
         size_t ask = want - n_read < READ_CHUNK ? (size_t)(want - n_read) : READ_CHUNK;
         size_t n = 0;
-        rc = st_evlog_read(l->reader, recs, ask, &n, err);
+        rc = l->ksrc ? st_kafka_src_read(l->ksrc, recs, ask, &n, err)
+                     : st_evlog_read(l->reader, recs, ask, &n, err);
         if (rc || n == 0)
             break;
         for (size_t i = 0; rc == ST_OK && i < n; i++) {
@@ -1389,6 +1546,7 @@ st_rc st_loader_step(st_loader *l, st_load_stats *stats, size_t *out_n, st_err *
                      "loader: the log ends at %llu but tables hold a batch up to %llu",
                      (unsigned long long)next, (unsigned long long)l->replay_end);
     /* flush the appenders before reading the staging tables */
+    rc = rc ? rc : flush_rows(l, err);
     if (l->raw_app && (rc ? (duckdb_appender_destroy(&l->raw_app), ST_OK)
                           : st_engine_appender_close(&l->raw_app, err)))
         rc = rc ? rc : ST_ERR_ENGINE;
@@ -1410,6 +1568,8 @@ st_rc st_loader_step(st_loader *l, st_load_stats *stats, size_t *out_n, st_err *
     /* the end-of-batch sequence is the txn version of every commit below */
     snprintf(l->batch_id, sizeof l->batch_id, "%llu-%llu", (unsigned long long)l->position,
              (unsigned long long)next);
+    if (l->ksrc)
+        rc = st_kafka_src_prepare(l->ksrc, err);   /* the batch's offset ranges, for a replay */
     char stage[32];
     for (size_t i = 0; rc == ST_OK && i < l->n_fams; i++) {
         fam *f = &l->fams[i];
@@ -1443,6 +1603,8 @@ st_rc st_loader_step(st_loader *l, st_load_stats *stats, size_t *out_n, st_err *
     for (size_t i = 0; rc == ST_OK && i < l->n_fams; i++)
         rc = remember_ids(l, &l->fams[i], err);
     rc = rc ? rc : dedup_save_position(l, next, err);
+    /* Kafka offsets move only after every table committed the batch */
+    rc = rc || !l->ksrc ? rc : st_kafka_src_commit(l->ksrc, err);
     rc = rc ? rc : save_checkpoint(l, next, err);
     if (rc)
         goto out;
@@ -1463,7 +1625,8 @@ out:
         st_evlog_reader_close(l->reader);
         l->reader = NULL;
         st_err e2;
-        if (st_evlog_reader_open_seq(l->cfg->log_dir, l->position, &l->reader, &e2))
+        if (l->ksrc ? st_kafka_src_rewind(l->ksrc, &e2)
+                    : st_evlog_reader_open_seq(l->cfg->log_dir, l->position, &l->reader, &e2))
             st_warn("loader: reopening the event log: %s", e2.msg);
         /* a partial commit changed bronze behind the runs: rebuild them */
         for (size_t i = 0; i < l->n_fams; i++) {
@@ -1486,6 +1649,8 @@ out:
         if (!table_app_version(l->eng, l->raw_path, &v, &e3) && v > replay)
             replay = v;
         l->replay_end = replay > l->position ? replay : 0;
+        if (l->ksrc && l->replay_end && st_kafka_src_replay(l->ksrc, l->replay_end, &e2))
+            st_warn("loader: %s", e2.msg);
     }
     return rc;
 }
@@ -1577,7 +1742,7 @@ uint64_t st_loader_thread_lag(const st_loader_thread *t)
 {
     if (!t)
         return 0;
-    if (!t->next_seq)
+    if (!t->next_seq || t->l->ksrc)
         return atomic_load(&((st_loader_thread *)t)->lag);
     uint64_t end = t->next_seq(t->arg);
     uint64_t pos = atomic_load(&t->l->position);

@@ -29,6 +29,7 @@
 #define KEY_LEN crypto_aead_xchacha20poly1305_ietf_KEYBYTES
 #define NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define TAG_LEN crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define NONCE_POOL 128
 #define ENC_PREFIX "enc:v1:"
 
 struct st_keystore {
@@ -36,6 +37,10 @@ struct st_keystore {
     uint8_t master[32];
     uint8_t hash_key[crypto_generichash_KEYBYTES];
     st_map *cache;            /* subject -> uint8_t[KEY_LEN] (st_malloc'd) */
+    /* nonces drawn from the system CSPRNG 128 at a time: one getrandom per
+     * field was a measurable share of the loader's time */
+    uint8_t nonces[NONCE_POOL * NONCE_LEN];
+    size_t nonces_left;
 };
 
 st_rc st_keystore_master_key(const char *env, const char *path, bool create, uint8_t out[32],
@@ -253,23 +258,37 @@ st_rc st_keystore_encrypt(st_keystore *ks, const char *subject, const char *text
     if (rc)
         return rc;
     size_t clen = NONCE_LEN + len + TAG_LEN;
-    uint8_t *c = st_malloc(clen);
     size_t b64len = sodium_base64_ENCODED_LEN(clen, sodium_base64_VARIANT_ORIGINAL);
-    char *b64 = st_malloc(b64len);
+    /* short values (the common case) need no heap */
+    uint8_t cbuf[1024];
+    char bbuf[1400];
+    uint8_t *c = clen <= sizeof cbuf ? cbuf : st_malloc(clen);
+    char *b64 = b64len <= sizeof bbuf ? bbuf : st_malloc(b64len);
     if (!c || !b64) {
-        st_free(c);
-        st_free(b64);
+        if (c != cbuf)
+            st_free(c);
+        if (b64 != bbuf)
+            st_free(b64);
         return st_fail(err, ST_ERR_NOMEM, "out of memory");
     }
-    randombytes_buf(c, NONCE_LEN);
+    if (!ks->nonces_left) {
+        randombytes_buf(ks->nonces, sizeof ks->nonces);
+        ks->nonces_left = NONCE_POOL;
+    }
+    /* each nonce is used once: taken from the end, then wiped */
+    uint8_t *nonce = ks->nonces + --ks->nonces_left * NONCE_LEN;
+    memcpy(c, nonce, NONCE_LEN);
+    sodium_memzero(nonce, NONCE_LEN);
     crypto_aead_xchacha20poly1305_ietf_encrypt(c + NONCE_LEN, NULL, (const uint8_t *)text, len,
                                                (const uint8_t *)subject, strlen(subject), NULL, c,
                                                key);
     sodium_bin2base64(b64, b64len, c, clen, sodium_base64_VARIANT_ORIGINAL);
     rc = st_buf_puts(out, ENC_PREFIX);
-    rc = rc ? rc : st_buf_puts(out, b64);
-    st_free(c);
-    st_free(b64);
+    rc = rc ? rc : st_buf_append(out, b64, b64len - 1);
+    if (c != cbuf)
+        st_free(c);
+    if (b64 != bbuf)
+        st_free(b64);
     return rc ? st_fail(err, rc, "encrypting a field: buffer limit") : ST_OK;
 }
 

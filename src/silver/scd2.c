@@ -10,11 +10,15 @@
  * sequence, consecutive equal states collapse, and intervals are derived.
  * The result equals what in-order arrival of every change would give.  Keys
  * whose rebuilt history equals the stored one are left out, so replays and
- * duplicates write nothing.  merge.c applies the result to Delta; the plain
- * DuckDB variant st_silver_merge_duckdb is here too.
+ * duplicates write nothing.  Keys whose one batch change comes after all
+ * they had skip the rebuild: only their current row is replaced (_st_sver).
+ * merge.c applies the result to Delta; the plain DuckDB variant
+ * st_silver_merge_duckdb is here too.
  */
 #include "silver/silver_int.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -68,11 +72,11 @@ static void xxh_fn(duckdb_function_info info, duckdb_data_chunk input, duckdb_ve
 /* Registers st_xxh64 on the engine's connection once. */
 static st_rc register_xxh(st_engine *eng, st_err *err)
 {
-    int64_t n = 0;
-    st_rc rc = st_engine_query_i64(eng, "SELECT count(*) FROM duckdb_functions() WHERE "
-                                        "function_name = 'st_xxh64'", &n, err);
-    if (rc || n > 0)
-        return rc;
+    /* present already when a call binds (listing duckdb_functions() costs
+     * tens of milliseconds) */
+    if (st_engine_exec(eng, "SELECT st_xxh64('') LIMIT 0", NULL) == ST_OK)
+        return ST_OK;
+    st_rc rc = ST_OK;
     duckdb_scalar_function f = duckdb_create_scalar_function();
     duckdb_scalar_function_set_name(f, "st_xxh64");
     duckdb_logical_type vt = duckdb_create_logical_type(DUCKDB_TYPE_VARCHAR);
@@ -330,11 +334,24 @@ st_rc scd_add_missing(st_engine *eng, const scd_plan *p, const char *current_sql
     return rc;
 }
 
-/* Appends one statement to the script and runs it. */
-static st_rc run(st_engine *eng, st_buf *b, st_err *err)
+st_rc scd_run(st_engine *eng, st_buf *b, st_err *err)
 {
     int64_t t0 = st_mono_ns();
-    st_rc rc = st_engine_exec(eng, b->data, err);
+    st_rc rc;
+    if (getenv("ST_SILVER_EXPLAIN")) {
+        duckdb_result er;
+        char *q = st_sprintf("EXPLAIN ANALYZE %s", b->data);
+        rc = st_engine_query(eng, q, &er, err);
+        st_free(q);
+        if (rc == ST_OK) {
+            char *v = duckdb_value_varchar(&er, 1, 0);
+            fprintf(stderr, "%s\n", v ? v : "");
+            duckdb_free(v);
+            duckdb_destroy_result(&er);
+        }
+    } else {
+        rc = st_engine_exec(eng, b->data, err);
+    }
     st_debug("silver: %.3f s: %.60s", (double)(st_mono_ns() - t0) / 1e9, b->data);
     st_buf_reset(b);
     return rc;
@@ -371,6 +388,131 @@ st_rc scd_rebuild(st_engine *eng, const scd_plan *p, const char *batch_id, st_si
     st_buf_init(&b, 0);
     st_rc rc = ST_OK;
 
+    /* 0. The common case without windows: a key whose batch holds one
+     * change row, sequenced after every change its stored rows stand for,
+     * and whose stored rows have one current row.  In-order arrival of that
+     * change either is a no-op (same state: the current version absorbs it)
+     * or closes the current version and opens the next one, so only the
+     * current row is replaced and the earlier versions stay as stored.  The
+     * general rebuild below handles every other key. */
+    rc = rc ? rc : st_buf_puts(&b, "CREATE OR REPLACE TEMP TABLE _st_sver AS WITH bk AS (SELECT ");
+    rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
+    rc = rc ? rc : st_buf_puts(&b, " FROM _st_in GROUP BY ALL HAVING count(*) = 1), ok AS "
+                                   "(SELECT ");
+    rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
+    rc = rc ? rc : st_buf_puts(&b, ", count(*) FILTER (WHERE _is_current) AS _nc, max(coalesce("
+                                   "list_max(_noop_seqs), _valid_from)) AS _last FROM _st_old "
+                                   "GROUP BY ALL), sim AS (SELECT ");
+    for (size_t i = 0; rc == ST_OK && i < p->n_cols; i++) {
+        rc = st_buf_puts(&b, i ? ", i." : "i.");
+        rc = rc ? rc : st_buf_sql_ident(&b, p->cols[i]);
+    }
+    rc = rc ? rc : st_buf_puts(&b, ", CAST(i.");
+    rc = rc ? rc : st_buf_sql_ident(&b, seq);
+    rc = rc ? rc : st_buf_printf(&b, " AS %s) AS _s, i._st_del AS _del FROM _st_in i SEMI JOIN bk "
+                                     "ON ",
+                                 p->seq_type);
+    rc = rc ? rc : scd_put_join(&b, p->key, p->n_key, "i", "bk");
+    rc = rc ? rc : st_buf_puts(&b, " LEFT JOIN ok ON ");
+    rc = rc ? rc : scd_put_join(&b, p->key, p->n_key, "i", "ok");
+    rc = rc ? rc : st_buf_puts(&b, " WHERE ok._nc IS NULL OR (ok._nc = 1 AND i.");
+    rc = rc ? rc : st_buf_sql_ident(&b, seq);
+    rc = rc ? rc : st_buf_puts(&b, " > ok._last)), ");
+    /* the simple keys' current stored rows (absent for new keys) */
+    rc = rc ? rc : st_buf_puts(&b, "scur AS (SELECT o.* FROM _st_old o SEMI JOIN sim s ON ");
+    rc = rc ? rc : scd_put_join(&b, p->key, p->n_key, "o", "s");
+    rc = rc ? rc : st_buf_puts(&b, " WHERE o._is_current), ");
+    /* their new rows: the current row absorbing the change (same state), or
+     * the current row closed plus the version the change opens */
+    rc = rc ? rc : st_buf_puts(&b, "j AS (SELECT s.*, "
+                                   "c._valid_from AS _cvf, c._is_deleted AS _cdel, c._version AS "
+                                   "_cver, c._noop_seqs AS _cnoops, c._valid_from IS NOT NULL AND "
+                                   "c._is_deleted = s._del AND (s._del OR (true");
+    for (size_t i = 0; rc == ST_OK && i < n_track; i++) {
+        rc = st_buf_puts(&b, " AND s.");
+        rc = rc ? rc : st_buf_sql_ident(&b, track[i]);
+        rc = rc ? rc : st_buf_puts(&b, " IS NOT DISTINCT FROM c.");
+        rc = rc ? rc : st_buf_sql_ident(&b, track[i]);
+    }
+    rc = rc ? rc : st_buf_puts(&b, ")) AS _same");
+    for (size_t i = 0; rc == ST_OK && i < p->n_cols; i++) {
+        if (p->role[i] == SCD_KEY)
+            continue;
+        rc = st_buf_printf(&b, ", c.");
+        rc = rc ? rc : st_buf_sql_ident(&b, p->cols[i]);
+        rc = rc ? rc : st_buf_printf(&b, " AS _c%zu", i);
+    }
+    rc = rc ? rc : st_buf_puts(&b, " FROM sim s LEFT JOIN scur c ON ");
+    rc = rc ? rc : scd_put_join(&b, p->key, p->n_key, "s", "c");
+    rc = rc ? rc : st_buf_puts(&b, "), r AS (");
+    /* the stored current row, absorbing or closed: _vf, _vt, _del, _ver,
+     * _seq, _noops, columns from the stored row except update-in-place ones
+     * of an absorbing live version, which come from the change */
+    rc = rc ? rc : st_buf_puts(&b, "SELECT ");
+    for (size_t i = 0; rc == ST_OK && i < p->n_cols; i++) {
+        rc = st_buf_puts(&b, i ? ", " : "");
+        if (rc == ST_OK && p->role[i] == SCD_KEY) {
+            rc = st_buf_sql_ident(&b, p->cols[i]);
+        } else if (rc == ST_OK && p->role[i] == SCD_LAST) {
+            rc = st_buf_printf(&b, "CASE WHEN NOT _same THEN _c%zu WHEN _cdel THEN NULL ELSE ", i);
+            rc = rc ? rc : st_buf_sql_ident(&b, p->cols[i]);
+            rc = rc ? rc : st_buf_puts(&b, " END AS ");
+            rc = rc ? rc : st_buf_sql_ident(&b, p->cols[i]);
+        } else if (rc == ST_OK) {
+            rc = st_buf_printf(&b, "_c%zu AS ", i);
+            rc = rc ? rc : st_buf_sql_ident(&b, p->cols[i]);
+        }
+    }
+    rc = rc ? rc : st_buf_printf(&b, ", _cvf AS _vf, CASE WHEN _same THEN NULL ELSE _s END AS _vt, "
+                                     "_cdel AS _del, _cver AS _ver, CASE WHEN _same THEN _s ELSE "
+                                     "coalesce(list_max(_cnoops), _cvf) END AS _seq, CASE WHEN "
+                                     "_same THEN list_append(coalesce(_cnoops, CAST([] AS %s[])), "
+                                     "_s) ELSE _cnoops END AS _noops, true AS _st_rw FROM j "
+                                     "WHERE _cvf IS NOT NULL",
+                                 p->seq_type);
+    /* the version the change opens */
+    rc = rc ? rc : st_buf_puts(&b, " UNION ALL SELECT ");
+    for (size_t i = 0; rc == ST_OK && i < p->n_cols; i++) {
+        rc = st_buf_puts(&b, i ? ", " : "");
+        if (rc == ST_OK && (p->role[i] == SCD_KEY || p->role[i] == SCD_KEEP)) {
+            rc = st_buf_sql_ident(&b, p->cols[i]);
+        } else if (rc == ST_OK) {
+            rc = st_buf_puts(&b, "CASE WHEN _del THEN NULL ELSE ");
+            rc = rc ? rc : st_buf_sql_ident(&b, p->cols[i]);
+            rc = rc ? rc : st_buf_puts(&b, " END AS ");
+            rc = rc ? rc : st_buf_sql_ident(&b, p->cols[i]);
+        }
+    }
+    rc = rc ? rc : st_buf_printf(&b, ", _s AS _vf, CAST(NULL AS %s) AS _vt, _del, coalesce(_cver, 0) "
+                                     "+ 1 AS _ver, _s AS _seq, CAST(NULL AS %s[]) AS _noops, false AS "
+                                     "_st_rw FROM j WHERE NOT _same) SELECT ",
+                                 p->seq_type, p->seq_type);
+    rc = rc ? rc : scd_put_cols(&b, p->cols, p->n_cols, NULL);
+    rc = rc ? rc : st_buf_puts(&b, ", ");
+    {
+        const char *extra[] = {"_vf"};
+        rc = rc ? rc : put_hash(&b, p->key, p->n_key, NULL, extra, 1);
+    }
+    rc = rc ? rc : st_buf_puts(&b, " AS _sk, _vf AS _valid_from, _vt AS _valid_to, _vt IS NULL AS "
+                                   "_is_current, _del AS _is_deleted, _ver AS _version, CASE WHEN "
+                                   "_del THEN NULL ELSE ");
+    rc = rc ? rc : put_hash(&b, track, n_track, NULL, NULL, 0);
+    rc = rc ? rc : st_buf_puts(&b, " END AS _row_hash, _seq, _noops AS _noop_seqs, _st_rw FROM r");
+    rc = rc ? rc : scd_run(eng, &b, err);
+    /* the batch and stored rows of the other keys, for the general rebuild */
+    st_buf cin, cold;
+    st_buf_init(&cin, 0);
+    st_buf_init(&cold, 0);
+    for (int k = 0; rc == ST_OK && k < 2; k++) {
+        st_buf *o = k ? &cold : &cin;
+        rc = st_buf_printf(o, "(SELECT * FROM %s x ANTI JOIN (SELECT DISTINCT ",
+                           k ? "_st_old" : "_st_in");
+        rc = rc ? rc : scd_put_cols(o, p->key, p->n_key, NULL);
+        rc = rc ? rc : st_buf_puts(o, " FROM _st_sver) y ON ");
+        rc = rc ? rc : scd_put_join(o, p->key, p->n_key, "x", "y");
+        rc = rc ? rc : st_buf_puts(o, ")");
+    }
+
     /* One statement, so DuckDB pipelines the steps without materializing
      * them.  States are compared column by column (NULL-safe) rather than by
      * hash, and the stored _row_hash and _sk are not read back: both follow
@@ -383,19 +525,20 @@ st_rc scd_rebuild(st_engine *eng, const scd_plan *p, const char *batch_id, st_si
     rc = rc ? rc : st_buf_puts(&b, ", CAST(");
     rc = rc ? rc : st_buf_sql_ident(&b, seq);
     rc = rc ? rc : st_buf_printf(&b, " AS %s) AS _s, _st_del AS _del, CAST(NULL AS %s[]) AS _noops "
-                                     "FROM _st_in", p->seq_type, p->seq_type);
+                                     "FROM %s", p->seq_type, p->seq_type, cin.data);
     /* a stored version: its start ... */
     rc = rc ? rc : st_buf_puts(&b, " UNION ALL BY NAME SELECT ");
     rc = rc ? rc : put_event_cols(&b, p);
     rc = rc ? rc : st_buf_puts(&b, ", _valid_from AS _s, _is_deleted AS _del, _noop_seqs AS "
-                                   "_noops FROM _st_old");
+                                   "_noops FROM ");
+    rc = rc ? rc : st_buf_puts(&b, cold.data);
     /* ... and the no-op changes it absorbed (same state, later sequence) */
     rc = rc ? rc : st_buf_puts(&b, " UNION ALL BY NAME SELECT * EXCLUDE (_x), _x AS _s FROM "
                                    "(SELECT ");
     rc = rc ? rc : put_event_cols(&b, p);
     rc = rc ? rc : st_buf_printf(&b, ", unnest(_noop_seqs) AS _x, _is_deleted AS _del, "
-                                     "CAST(NULL AS %s[]) AS _noops FROM _st_old WHERE "
-                                     "_noop_seqs IS NOT NULL)), ", p->seq_type);
+                                     "CAST(NULL AS %s[]) AS _noops FROM %s WHERE "
+                                     "_noop_seqs IS NOT NULL)), ", p->seq_type, cold.data);
 
     /* 2. one change per (key, sequence): the largest (tie-break columns,
      * delete over update, tracked values, other values) wins, compared as
@@ -460,9 +603,11 @@ st_rc scd_rebuild(st_engine *eng, const scd_plan *p, const char *batch_id, st_si
         rc = rc ? rc : st_buf_puts(&b, keep ? " AS " : " END AS ");
         rc = rc ? rc : st_buf_sql_ident(&b, p->cols[i]);
     }
+    /* the changes after the first of a version are its no-op changes; the
+     * list is built only for versions that have some */
     rc = rc ? rc : st_buf_puts(&b, ", min(_s) AS _vf, max(_s) AS _seq, bool_or(_del) AS _del, "
-                                   "CASE WHEN count(*) > 1 THEN "
-                                   "list_sort(list(_s))[2:] END AS _noops FROM e3 GROUP BY ");
+                                   "list(_s ORDER BY _s) FILTER (WHERE _new = 0) AS _noops "
+                                   "FROM e3 GROUP BY ");
     rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
     rc = rc ? rc : st_buf_puts(&b, ", _g) SELECT ");
     rc = rc ? rc : scd_put_cols(&b, p->cols, p->n_cols, NULL);
@@ -479,7 +624,7 @@ st_rc scd_rebuild(st_engine *eng, const scd_plan *p, const char *batch_id, st_si
                                    "AS (PARTITION BY ");
     rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
     rc = rc ? rc : st_buf_puts(&b, " ORDER BY _vf)");
-    rc = rc ? rc : run(eng, &b, err);
+    rc = rc ? rc : scd_run(eng, &b, err);
 
     /* 5. keys whose history changed: set difference both ways over the
      * columns that define a version (NULL-safe, no hashing).  The stored
@@ -494,25 +639,43 @@ st_rc scd_rebuild(st_engine *eng, const scd_plan *p, const char *batch_id, st_si
     rc = rc ? rc : st_buf_puts(&b, ", _valid_from, lead(_valid_from) OVER (PARTITION BY ");
     rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
     rc = rc ? rc : st_buf_puts(&b, " ORDER BY _valid_from) AS _valid_to, _is_deleted, _noop_seqs, "
-                                   "coalesce(list_max(_noop_seqs), _valid_from) AS _seq FROM "
-                                   "_st_old) SELECT DISTINCT ");
+                                   "coalesce(list_max(_noop_seqs), _valid_from) AS _seq FROM ");
+    rc = rc ? rc : st_buf_puts(&b, cold.data);
+    rc = rc ? rc : st_buf_puts(&b, ") SELECT DISTINCT ");
     rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
     rc = rc ? rc : st_buf_printf(&b, " FROM ((SELECT %s FROM _st_ver EXCEPT SELECT %s FROM o) "
                                      "UNION ALL (SELECT %s FROM o EXCEPT SELECT %s FROM _st_ver))",
                                  cmp.data, cmp.data, cmp.data, cmp.data);
     st_buf_free(&cmp);
-    rc = rc ? rc : run(eng, &b, err);
+    /* a simple key always changes: its change is later than all it had */
+    rc = rc ? rc : st_buf_puts(&b, " UNION ALL SELECT DISTINCT ");
+    rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
+    rc = rc ? rc : st_buf_puts(&b, " FROM _st_sver");
+    rc = rc ? rc : scd_run(eng, &b, err);
 
-    /* 6. the new rows of changed keys, stamped with this batch */
-    rc = rc ? rc : st_buf_puts(&b, "CREATE OR REPLACE TEMP TABLE _st_new AS SELECT ");
+    /* the stored rows to retire: every row of a changed key of the general
+     * rebuild, the current row of a simple key */
+    rc = rc ? rc : st_buf_puts(&b, "CREATE OR REPLACE TEMP TABLE _st_ret AS SELECT ");
+    rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, "o");
+    rc = rc ? rc : st_buf_printf(&b, ", o._valid_from FROM %s o SEMI JOIN _st_chg c ON ", cold.data);
+    rc = rc ? rc : scd_put_join(&b, p->key, p->n_key, "o", "c");
+    rc = rc ? rc : st_buf_puts(&b, " UNION ALL SELECT ");
+    rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
+    rc = rc ? rc : st_buf_puts(&b, ", _valid_from FROM _st_sver WHERE _st_rw");
+    rc = rc ? rc : scd_run(eng, &b, err);
+
+    /* 6. the new rows of changed keys, stamped with this batch: a view, as
+     * its rows are read once by the write (every simple key changed) */
+    rc = rc ? rc : st_buf_puts(&b, "CREATE OR REPLACE TEMP VIEW _st_new AS SELECT ");
     rc = rc ? rc : scd_put_cols(&b, p->cols, p->n_cols, "v");
     rc = rc ? rc : st_buf_puts(&b, ", v._sk, v._valid_from, v._valid_to, v._is_current, "
                                    "v._is_deleted, v._version, v._row_hash, v._seq, v._noop_seqs, ");
     rc = rc ? rc : st_buf_sql_str(&b, batch_id);
     rc = rc ? rc : st_buf_puts(&b, " AS _batch_id, CAST(now() AS TIMESTAMPTZ) AS _loaded_at FROM "
-                                   "_st_ver v SEMI JOIN _st_chg c ON ");
-    rc = rc ? rc : scd_put_join(&b, p->key, p->n_key, "v", "c");
-    rc = rc ? rc : run(eng, &b, err);
+                                   "(SELECT x.* FROM _st_ver x SEMI JOIN _st_chg c ON ");
+    rc = rc ? rc : scd_put_join(&b, p->key, p->n_key, "x", "c");
+    rc = rc ? rc : st_buf_puts(&b, " UNION ALL BY NAME SELECT * FROM _st_sver) v");
+    rc = rc ? rc : scd_run(eng, &b, err);
 
     int64_t v = 0;
     if (rc == ST_OK && stats) {
@@ -530,6 +693,8 @@ st_rc scd_rebuild(st_engine *eng, const scd_plan *p, const char *batch_id, st_si
         stats->rows_written = v;
     }
     st_buf_free(&b);
+    st_buf_free(&cin);
+    st_buf_free(&cold);
     if (rc)
         st_err_ctx(err, "silver %s: rebuilding history", p->ent->name);
     return rc;
@@ -593,14 +758,12 @@ st_rc st_silver_merge_duckdb(st_engine *eng, const st_silver_entity *ent, const 
         rc = rc ? rc : st_engine_exec(eng, b.data, err);
         goto done;
     }
-    rc = st_buf_puts(&b, "SELECT count(*) FROM _st_old o SEMI JOIN _st_chg c ON ");
-    rc = rc ? rc : scd_put_join(&b, p.key, p.n_key, "o", "c");
-    rc = rc ? rc : st_engine_query_i64(eng, b.data, &stats->rows_deleted, err);
-    st_buf_reset(&b);
+    rc = st_engine_query_i64(eng, "SELECT count(*) FROM _st_ret", &stats->rows_deleted, err);
     rc = rc ? rc : st_buf_puts(&b, "DELETE FROM ");
     rc = rc ? rc : st_buf_sql_ident(&b, target_table);
-    rc = rc ? rc : st_buf_puts(&b, " t USING _st_chg c WHERE ");
+    rc = rc ? rc : st_buf_puts(&b, " t USING _st_ret c WHERE ");
     rc = rc ? rc : scd_put_join(&b, p.key, p.n_key, "t", "c");
+    rc = rc ? rc : st_buf_puts(&b, " AND t._valid_from = c._valid_from");
     rc = rc ? rc : st_engine_exec(eng, b.data, err);
     st_buf_reset(&b);
     rc = rc ? rc : st_buf_puts(&b, "INSERT INTO ");

@@ -46,9 +46,11 @@ st_rc scd_empty_old(st_engine *eng, const scd_plan *p, st_err *err);
 st_rc scd_add_missing(st_engine *eng, const scd_plan *p, const char *current_sql, st_err *err);
 
 /* Rebuilds the history of every key of _st_in from _st_in and _st_old (the
- * stored versions of those keys).  Leaves temp tables _st_chg (keys whose
- * history changed) and _st_new (their new version rows, silver columns in
- * order).  Counts go to stats. */
+ * stored versions of those keys; columns of the plan plus _valid_from,
+ * _is_current, _is_deleted, _version, _noop_seqs).  Leaves temp tables
+ * _st_chg (keys whose history changed), _st_ret (business key and
+ * _valid_from of the stored rows to retire) and _st_new (the rows to write,
+ * silver columns in order).  Counts go to stats. */
 st_rc scd_rebuild(st_engine *eng, const scd_plan *p, const char *batch_id, st_silver_stats *stats,
                   st_err *err);
 
@@ -61,6 +63,15 @@ st_rc scd_app_version(st_engine *eng, const char *path, const char *app_id, int6
  * OWNED *out_sql. */
 st_rc scd_bronze_increment(st_engine *eng, const char *bronze, int64_t done_v, char **out_sql,
                            int64_t *out_version, st_err *err);
+
+/* Test hook: the Delta scan's key filter sees only the bits of mask of each
+ * key value (0 = all bits), so tests can force collisions; the result must
+ * not change, since the exact join on the key follows the filter. */
+void scd_test_key_mask(uint64_t mask);
+
+/* Runs the statement in b and resets b; with STRATA_LOG=debug logs its time,
+ * and with ST_SILVER_EXPLAIN set prints DuckDB's profile of it instead. */
+st_rc scd_run(st_engine *eng, st_buf *b, st_err *err);
 
 /* SQL helpers: "a", "b" quoted and comma separated, with an alias prefix. */
 st_rc scd_put_cols(st_buf *b, char **cols, size_t n, const char *alias);

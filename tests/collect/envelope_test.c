@@ -251,7 +251,7 @@ static void test_config(void **state)
 
     struct { const char *yaml, *want; } bad[] = {
         {"collector:\n  bogus: 1\n", "strata.yml:2: collector.bogus"},
-        {"collector:\n  event_log: {kind: kafka, brokers: x}\n", "not built yet"},
+        {"collector:\n  event_log: {kind: kafka, brokers: x}\n", "collector.event_log.brokers: unknown key"},
         {"collector:\n  event_log: {fsync_ms: -1}\n", "collector.event_log.fsync_ms: must be between"},
         {"collector:\n  sources:\n    web: {families: [a]}\n", "key_env or key_hash is required"},
         {"collector:\n  sources:\n    web: {key_env: ENV_TEST_UNSET_XYZ}\n", "ENV_TEST_UNSET_XYZ is not set"},

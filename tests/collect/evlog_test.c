@@ -1,9 +1,17 @@
 /*
  * evlog_test.c - the raw event log: append and read back, roll and seal
- * (.zst read through the reader), positions, torn-tail recovery, retention.
+ * (.zst read through the reader), positions, torn-tail recovery, retention,
+ * queue bound, completion callbacks from parallel committers (the sink the
+ * server uses), and fail-stop after a write error.
  */
 #include "testutil.h"
 #include "strata/collect.h"
+#include "collect/sink.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/resource.h>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -296,8 +304,8 @@ static void test_limits(void **state)
     (void)state;
     char *dir = tu_tempdir("evlog-lim");
     st_evlog_opts o = opts_for(dir);
-    o.fsync_ms = 200; /* keep data pending long enough to fill the queue */
     o.max_pending_bytes = 1024;
+    o.commit_threads = 1;
     st_evlog *l;
     TU_OK(st_evlog_open(&o, &l, &tu_err));
     st_buf b;
@@ -306,14 +314,235 @@ static void test_limits(void **state)
     memset(rec, 'x', sizeof rec);
     assert_int_equal(st_evlog_frame(&b, rec, sizeof rec), ST_OK);
     uint64_t t1, t2;
-    TU_OK(st_evlog_append(l, b.data, b.len, 1, NULL, &t1, &tu_err));
-    assert_int_equal(st_evlog_append(l, b.data, b.len, 1, NULL, &t2, &tu_err), ST_ERR_LIMIT);
+    /* one record alone always fits */
+    st_buf big;
+    st_buf_init(&big, 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(st_evlog_frame(&big, rec, sizeof rec), ST_OK);
+    assert_int_equal(st_evlog_append(l, big.data, big.len, 2, NULL, &t2, &tu_err), ST_ERR_LIMIT);
     assert_non_null(strstr(tu_err.msg, "queue full"));
-    TU_OK(st_evlog_wait(l, t1, &tu_err));
+    st_buf_free(&big);
+    /* The committer takes pending data as soon as it is idle, so the queue
+     * only fills while it works: two appends back to back overflow it unless
+     * the committer took the first one in between.  Try until they do. */
+    bool refused = false;
+    for (int i = 0; i < 2000 && !refused; i++) {
+        TU_OK(st_evlog_append(l, b.data, b.len, 1, NULL, &t1, &tu_err));
+        st_rc rc = st_evlog_append(l, b.data, b.len, 1, NULL, &t2, &tu_err);
+        if (rc == ST_ERR_LIMIT) {
+            refused = true;
+            assert_non_null(strstr(tu_err.msg, "queue full"));
+        } else {
+            TU_OK(rc);
+        }
+        TU_OK(st_evlog_wait(l, rc ? t1 : t2, &tu_err));
+    }
+    assert_true(refused);
     TU_OK(st_evlog_append(l, b.data, b.len, 1, NULL, &t2, &tu_err));
     TU_OK(st_evlog_wait(l, t2, &tu_err));
     st_buf_free(&b);
     st_evlog_close(l);
+    tu_rmdir(dir);
+}
+
+/* ---- completion callbacks (the server's path) ---- */
+
+typedef struct cb_state {
+    st_evlog *log;
+    _Atomic int n_ok, n_fail;
+} cb_state;
+
+typedef struct cb_arg {
+    cb_state *st;
+    uint64_t ticket;
+    _Atomic int *flag; /* set when called (NULL: nobody waits) */
+} cb_arg;
+
+static void on_done(void *arg, st_rc rc)
+{
+    cb_arg *a = arg;
+    if (rc == ST_OK)
+        atomic_fetch_add(&a->st->n_ok, 1);
+    else
+        atomic_fetch_add(&a->st->n_fail, 1);
+    if (a->flag)
+        atomic_store(a->flag, 1);
+    st_free(a);
+}
+
+typedef struct appender {
+    cb_state *st;
+    st_sink sink;
+    int thread, n;
+    bool closed_loop; /* wait for each callback before the next append, like a client */
+} appender;
+
+static void *appender_main(void *p)
+{
+    appender *ap = p;
+    st_buf b;
+    st_buf_init(&b, 0);
+    char rec[256];
+    for (int i = 0; i < ap->n; i++) {
+        st_buf_reset(&b);
+        int len = snprintf(rec, sizeof rec, "{\"event_id\":\"t%d-%d\",\"pad\":\"%0150d\"}",
+                           ap->thread, i, 0);
+        assert_int_equal(st_evlog_frame(&b, rec, (size_t)len), ST_OK);
+        uint64_t ticket;
+        st_err err;
+        if (ap->sink.ops->append(ap->sink.self, "src", b.data, b.len, 1, &ticket, &err)) {
+            atomic_fetch_add(&ap->st->n_fail, 1);
+            continue;
+        }
+        _Atomic int flag = 0;
+        cb_arg *a = st_malloc(sizeof *a);
+        *a = (cb_arg){ap->st, ticket, ap->closed_loop ? &flag : NULL};
+        ap->sink.ops->on_durable(ap->sink.self, ticket, on_done, a);
+        while (ap->closed_loop && !atomic_load(&flag))
+            usleep(20);
+    }
+    st_buf_free(&b);
+    return NULL;
+}
+
+static void test_on_durable(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir("evlog-cb");
+    st_evlog_opts o = opts_for(dir);
+    o.commit_threads = 4;
+    o.segment_bytes = 16384; /* rolls while other committers' fsyncs are in flight */
+    st_evlog *l;
+    TU_OK(st_evlog_open(&o, &l, &tu_err));
+    st_sink sink;
+    st_evlog_sink(l, &sink);
+    assert_string_equal(sink.ops->kind, "local");
+    cb_state st = {.log = l};
+    enum { N = 6, PER = 300 };
+    appender ap[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        ap[i] = (appender){.st = &st, .sink = sink, .thread = i, .n = PER, .closed_loop = i > 0};
+        pthread_create(&th[i], NULL, appender_main, &ap[i]);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    /* every callback comes without another append to push it */
+    for (int i = 0; i < 2000 && atomic_load(&st.n_ok) + atomic_load(&st.n_fail) < N * PER; i++)
+        usleep(5000);
+    assert_int_equal(atomic_load(&st.n_fail), 0);
+    assert_int_equal(atomic_load(&st.n_ok), N * PER);
+    st_evlog_stats s;
+    sink.ops->stats(sink.self, &s);
+    assert_true(s.durable_seq == (uint64_t)(N * PER));
+    assert_true(s.n_fsync >= 1);
+
+    /* already durable: answered at once, on this thread */
+    cb_arg *a = st_malloc(sizeof *a);
+    *a = (cb_arg){&st, 1, NULL};
+    sink.ops->on_durable(sink.self, 1, on_done, a);
+    assert_int_equal(atomic_load(&st.n_ok), N * PER + 1);
+    /* stopped: appends refused, a ticket never written fails at once */
+    sink.ops->stop(sink.self);
+    st_buf b;
+    st_buf_init(&b, 0);
+    assert_int_equal(st_evlog_frame(&b, "{}", 2), ST_OK);
+    uint64_t t;
+    assert_int_equal(sink.ops->append(sink.self, "src", b.data, b.len, 1, &t, &tu_err), ST_ERR_IO);
+    st_buf_free(&b);
+    a = st_malloc(sizeof *a);
+    *a = (cb_arg){&st, (uint64_t)(N * PER + 5), NULL};
+    sink.ops->on_durable(sink.self, a->ticket, on_done, a);
+    assert_int_equal(atomic_load(&st.n_fail), 1);
+    sink.ops->close(sink.self);
+
+    /* every record once, sequence numbers dense across the segments */
+    st_evlog_reader *r;
+    TU_OK(st_evlog_reader_open(dir, NULL, &r, &tu_err));
+    int seen[N][PER];
+    memset(seen, 0, sizeof seen);
+    uint64_t next = 0;
+    st_evlog_rec recs[64];
+    for (;;) {
+        size_t n;
+        TU_OK(st_evlog_read(r, recs, 64, &n, &tu_err));
+        if (!n)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            int tt, k;
+            assert_true(recs[i].seq == next++);
+            assert_int_equal(sscanf(recs[i].data, "{\"event_id\":\"t%d-%d\"", &tt, &k), 2);
+            assert_true(tt >= 0 && tt < N && k >= 0 && k < PER);
+            seen[tt][k]++;
+        }
+    }
+    st_evlog_reader_close(r);
+    assert_true(next == (uint64_t)(N * PER));
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < PER; k++)
+            assert_int_equal(seen[i][k], 1);
+    int n_files = count_files(dir, ".seg") + count_files(dir, ".seg.zst");
+    if (n_files <= 2)
+        fail_msg("%d segment files: the log did not roll", n_files);
+    tu_rmdir(dir);
+}
+
+/* A write error (here: the file size limit) makes the log fail-stop: the
+ * waiting callback and st_evlog_wait report it, later appends are refused,
+ * and what was durable before stays readable after reopening. */
+static void test_write_failure(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir("evlog-fail");
+    st_evlog_opts o = opts_for(dir);
+    o.segment_bytes = 1 << 20;
+    o.compress = false;
+    st_evlog *l;
+    TU_OK(st_evlog_open(&o, &l, &tu_err));
+    append_n(l, 0, 3, 100);
+
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = 2048; /* the segment holds ~450 bytes: the next 4 KB cannot fit */
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    st_buf b;
+    st_buf_init(&b, 0);
+    char rec[4096];
+    int len = snprintf(rec, sizeof rec, "{\"event_id\":\"e3\",\"pad\":\"%03000d\"}", 0);
+    assert_int_equal(st_evlog_frame(&b, rec, (size_t)len), ST_OK);
+    uint64_t ticket;
+    TU_OK(st_evlog_append(l, b.data, b.len, 1, NULL, &ticket, &tu_err));
+    cb_state st = {.log = l};
+    cb_arg *a = st_malloc(sizeof *a);
+    *a = (cb_arg){&st, ticket, NULL};
+    st_evlog_on_durable(l, ticket, on_done, a);
+    assert_int_equal(st_evlog_wait(l, ticket, &tu_err), ST_ERR_IO);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, SIG_DFL);
+    for (int i = 0; i < 400 && !atomic_load(&st.n_fail); i++)
+        usleep(5000);
+    assert_int_equal(atomic_load(&st.n_fail), 1);
+    assert_int_equal(atomic_load(&st.n_ok), 0);
+    st_evlog_stats s;
+    st_evlog_stats_get(l, &s);
+    assert_true(s.failed);
+    assert_true(s.durable_seq == 3);
+    assert_int_equal(st_evlog_append(l, b.data, b.len, 1, NULL, &ticket, &tu_err), ST_ERR_IO);
+    st_buf_free(&b);
+    st_evlog_close(l);
+
+    /* reopened: the torn tail is cut, the three durable records remain */
+    o.commit_threads = 1;
+    TU_OK(st_evlog_open(&o, &l, &tu_err));
+    st_evlog_stats_get(l, &s);
+    assert_true(s.next_seq == 3);
+    st_evlog_close(l);
+    st_evlog_reader *r;
+    TU_OK(st_evlog_reader_open(dir, NULL, &r, &tu_err));
+    assert_int_equal(read_all(r, 0), 3);
+    st_evlog_reader_close(r);
     tu_rmdir(dir);
 }
 
@@ -324,6 +553,8 @@ int main(void)
         cmocka_unit_test(test_torn_tail),
         cmocka_unit_test(test_retention),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_on_durable),
+        cmocka_unit_test(test_write_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

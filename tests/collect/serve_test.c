@@ -19,9 +19,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The server of the running test, killed by teardown when a test fails. */
-static pid_t live_pid;
-
 typedef struct server {
     pid_t pid;
     int port;
@@ -55,16 +52,12 @@ static void start(server *s)
 {
     const char *const args[] = {"--config", s->cfg, NULL};
     s->pid = tu_serve_start(args, 20000, &s->port);
-    live_pid = s->pid;
 }
 
 static int stop(server *s, int sig)
 {
-    kill(s->pid, sig);
-    int status = 0;
-    waitpid(s->pid, &status, 0);
+    int status = tu_serve_stop(s->pid, sig);
     s->pid = 0;
-    live_pid = 0;
     return status;
 }
 
@@ -74,11 +67,6 @@ typedef struct resp {
     st_buf headers;
 } resp;
 
-static size_t on_data(char *p, size_t sz, size_t n, void *ud)
-{
-    st_buf_append(ud, p, sz * n);
-    return sz * n;
-}
 
 /* One request; extra headers separated by '\n'. */
 static void http(server *s, const char *method, const char *path, const char *hdrs,
@@ -96,9 +84,9 @@ static void http(server *s, const char *method, const char *path, const char *hd
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tu_curl_sink);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &out->body);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, tu_curl_sink);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &out->headers);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -447,7 +435,7 @@ static void *load_thread(void *p)
     st_buf_init(&sink, 0);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tu_curl_sink);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -535,23 +523,13 @@ static void test_durability_sigkill(void **state)
     tu_rmdir(s.dir);
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    if (live_pid > 0) {
-        kill(live_pid, SIGKILL);
-        waitpid(live_pid, NULL, 0);
-        live_pid = 0;
-    }
-    return 0;
-}
 
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_serve, teardown),
-        cmocka_unit_test_teardown(test_durability_sigkill, teardown),
+        cmocka_unit_test_teardown(test_serve, tu_serve_teardown),
+        cmocka_unit_test_teardown(test_durability_sigkill, tu_serve_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

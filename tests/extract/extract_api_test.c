@@ -158,6 +158,114 @@ static void test_ecb_incremental(void **state)
     st_free(proj);
 }
 
+/* One value of `sql` over lake table <layer>/<target> registered as b. */
+static char *lq(const char *proj, const char *layer, const char *target, const char *sql)
+{
+    st_engine *e = tu_engine();
+    char *path = st_sprintf("%s/lake/%s/%s", proj, layer, target);
+    st_delta_snapshot *s = NULL;
+    TU_OK(st_delta_snapshot_load(e, path, -1, &s, &tu_err));
+    TU_OK(st_delta_register_view(e, "b", s, &tu_err));
+    char *out = NULL;
+    TU_OK(st_engine_query_str(e, sql, &out, &tu_err));
+    st_free(path);
+    st_delta_snapshot_free(s);
+    st_engine_close(e);
+    return out ? out : st_strdup("NULL");
+}
+
+#define ASSERT_LQ(proj, layer, target, sql, want)                                            \
+    do {                                                                                     \
+        char *got_ = lq(proj, layer, target, sql);                                           \
+        if (strcmp(got_, want))                                                              \
+            fail_msg("%s %s: got '%s', want '%s'", layer, sql, got_, want);                  \
+        st_free(got_);                                                                       \
+    } while (0)
+
+/* API tables land in raw like database tables (one _run_id partition per
+ * run, the response rows as parsed); `strata reprocess` rebuilds bronze
+ * from chosen runs, merging incremental runs by the series key and period;
+ * agent mode writes the file and a manifest without committing, and
+ * `strata import` commits them. */
+static void test_api_raw_reprocess_agent(void **state)
+{
+    (void)state;
+    tu_replay_reset(g_srv);
+    add("updatedAfter=", 200, "ecb_exr_m_csvdata_updated.csv", NULL, NULL, 0, 1);
+    add("updatedAfter=", 304, NULL, "", NULL, 0, 0);
+    add("/service/data/EXR/M.USD", 200, "ecb_exr_m_csvdata.csv", NULL, NULL, 0, 0);
+    char *yml = st_sprintf(ECB_SRC("    strategy: incremental\n"), tu_replay_url(g_srv));
+    char *proj = project("ecb_raw", yml);
+    st_extract_report *rep = run(proj, "ecb", ST_OK);
+    int64_t r1 = rep->tables[0].run_id;
+    st_extract_report_free(rep);
+    rep = run(proj, "ecb", ST_OK);
+    int64_t r2 = rep->tables[0].run_id;
+    st_extract_report_free(rep);
+    rep = run(proj, "ecb", ST_OK);   /* 304: nothing new, no raw partition */
+    int64_t r3 = rep->tables[0].run_id;
+    st_extract_report_free(rep);
+    const char *t = "ecb__exr_m";
+    char want[128];
+    snprintf(want, sizeof want, "%lld:12 %lld:3", (long long)r1, (long long)r2);
+    ASSERT_LQ(proj, "raw", t, "SELECT string_agg(_run_id || ':' || n, ' ' ORDER BY _run_id) FROM"
+                              " (SELECT _run_id, count(*) n FROM b GROUP BY 1)", want);
+    ASSERT_LQ(proj, "raw", t, "SELECT any_value(typeof(OBS_VALUE)) || ' ' || count(DISTINCT _batch_id)"
+                              " FROM b", "DOUBLE 2");
+    ASSERT_LQ(proj, "bronze", t, "SELECT count(*) || ' ' || max(OBS_VALUE) FILTER (CURRENCY = 'USD'"
+                                 " AND TIME_PERIOD = '2023-06') FROM b", "14 1.0841");
+
+    /* bronze from the first run only: the values before the revision */
+    st_extract_opts o = {0};
+    o.project_dir = proj;
+    rep = NULL;
+    TU_OK(st_extract_reprocess(&o, "ecb.exr_m", &r1, 1, &rep, &tu_err));
+    assert_int_equal(rep->tables[0].rows_written, 12);
+    st_extract_report_free(rep);
+    ASSERT_LQ(proj, "bronze", t, "SELECT count(*) || ' ' || max(OBS_VALUE) FILTER (CURRENCY = 'USD'"
+                                 " AND TIME_PERIOD = '2023-06') FROM b", "12 1.084");
+    /* every run (the empty third one included): merged by key, latest wins */
+    int64_t all[] = {r1, r2, r3};
+    TU_OK(st_extract_reprocess(&o, "ecb.exr_m", all, 3, &rep, &tu_err));
+    assert_int_equal(rep->tables[0].rows_written, 14);
+    st_extract_report_free(rep);
+    ASSERT_LQ(proj, "bronze", t, "SELECT count(*) || ' ' || max(OBS_VALUE) FILTER (CURRENCY = 'USD'"
+                                 " AND TIME_PERIOD = '2023-06') FROM b", "14 1.0841");
+    ASSERT_LQ(proj, "bronze", t, "SELECT count(*) FROM (SELECT KEY, TIME_PERIOD FROM b GROUP BY ALL"
+                                 " HAVING count(*) > 1)", "0");
+    st_free(proj);
+
+    /* agent mode: nothing committed until import */
+    proj = project("ecb_agent", yml);
+    char *out = st_sprintf("%s/ecb_agent/out", g_dir);
+    o.project_dir = proj;
+    o.to_dir = out;
+    rep = NULL;
+    TU_OK(st_extract_run(&o, "ecb", &rep, &tu_err));
+    assert_int_equal(rep->tables[0].rows_written, 12);
+    assert_int_equal(rep->tables[0].version, -1);
+    st_extract_report_free(rep);
+    assert_int_equal(version_of(proj, t), -1);
+    char *mf = st_sprintf("%s/%s/manifest.json", out, t);
+    char *mtext = NULL;
+    size_t mlen = 0;
+    TU_OK(st_file_read(mf, 1 << 20, &mtext, &mlen, &tu_err));
+    assert_non_null(strstr(mtext, "\"strategy\":\"incremental\""));
+    assert_non_null(strstr(mtext, "\"TIME_PERIOD\"]"));   /* the key ends with the period */
+    st_free(mtext);
+    st_free(mf);
+    o.to_dir = NULL;
+    rep = NULL;
+    TU_OK(st_extract_import(&o, out, &rep, &tu_err));
+    assert_int_equal(rep->tables[0].rows_written, 12);
+    st_extract_report_free(rep);
+    ASSERT_LQ(proj, "bronze", t, "SELECT count(*) || ' ' || max(OBS_VALUE) FILTER (CURRENCY = 'USD'"
+                                 " AND TIME_PERIOD = '2023-06') FROM b", "12 1.084");
+    st_free(out);
+    st_free(yml);
+    st_free(proj);
+}
+
 /* OECD SDMX-CSV 2.0 with a missing observation; a 500 then success. */
 static void test_oecd_500_then_success(void **state)
 {
@@ -443,6 +551,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ecb_incremental),
+        cmocka_unit_test(test_api_raw_reprocess_agent),
         cmocka_unit_test(test_oecd_500_then_success),
         cmocka_unit_test(test_worldbank_pages_incremental),
         cmocka_unit_test(test_429_retry_after),

@@ -281,6 +281,24 @@ static void test_pg_hashdiff(void **state)
     char *ops = bronze_sum(proj, "pg__public__thd", "_op", "WHERE _op <> 'I' OR k1 >= 5000");
     assert_int_equal(atoi(ops), 15 + 5 + 2);
     st_free(ops);
+    /* reprocess rebuilds the same change log from raw's snapshots */
+    const char *log = "concat_ws('|', k1, k2, v, amount, _op, _batch_id, epoch_ms(_loaded_at))";
+    char *before = bronze_sum(proj, "pg__public__thd", log, NULL);
+    st_extract_opts o = {0};
+    o.project_dir = proj;
+    rep = NULL;
+    TU_OK(st_extract_reprocess(&o, "pg.thd", NULL, 0, &rep, &tu_err));
+    assert_int_equal(rep->tables[0].rows_written, 2000 + 15 + 5 + 2);
+    st_extract_report_free(rep);
+    char *after = bronze_sum(proj, "pg__public__thd", log, NULL);
+    assert_string_equal(before, after);
+    st_free(before);
+    st_free(after);
+    /* and extraction goes on from the stored state */
+    pg_sql("UPDATE thd SET v = 'again' WHERE k1 = 1");
+    rep = run(proj, "pg", false, ST_OK);
+    assert_int_equal(rep->tables[0].rows_written, 1);
+    st_extract_report_free(rep);
     st_free(a);
     st_free(b);
     st_free(yml);
@@ -764,6 +782,261 @@ static void test_pg_big(void **state)
     st_free(proj);
 }
 
+/* Rows per chunk of the latest run of a table, from the state DB: "n1 n2 ...". */
+static char *chunk_rows(const char *proj, const char *table)
+{
+    char *out = NULL;
+    int ec = tu_run(&out, "sqlite3 %s/state.db \"SELECT group_concat(rows, ' ') FROM (SELECT rows"
+                          " FROM extract_chunks WHERE run_id = (SELECT max(run_id) FROM extract_runs"
+                          " WHERE tbl = '%s') ORDER BY chunk)\"", proj, table);
+    assert_int_equal(ec, 0);
+    return out;
+}
+
+/* The largest range chunk (all but the last, the NULL-key chunk) holds at
+ * most `pct` percent of `total` rows, and every row is in one chunk. */
+static void check_balance(const char *proj, const char *table, int total, int pct)
+{
+    char *rows = chunk_rows(proj, table);
+    int vals[64], n = 0, sum = 0;
+    for (char *p = rows; *p && n < 64;) {
+        vals[n++] = (int)strtol(p, &p, 10);
+        while (*p == ' ' || *p == '\n')
+            p++;
+    }
+    int mx = 0;
+    for (int i = 0; i < n; i++) {
+        sum += vals[i];
+        if (i < n - 1 && vals[i] > mx)
+            mx = vals[i];
+    }
+    if (n < 4 || sum != total || mx * 100 > total * pct)
+        fail_msg("%s: chunk rows '%s' (want >= 4 chunks, sum %d, none above %d%%)", table, rows,
+                 total, pct);
+    st_free(rows);
+}
+
+/* MariaDB: kills every connection of user strata but this one. */
+static st_rc my_kill_after(void *arg, const char *table, int chunk, st_err *err)
+{
+    (void)table;
+    (void)chunk;
+    (void)err;
+    int *n = arg;
+    if (++*n != 2)
+        return ST_OK;
+    MYSQL *m = my_conn();
+    if (mysql_query(m, "SELECT id FROM information_schema.PROCESSLIST WHERE user = 'strata'"
+                       " AND id <> CONNECTION_ID()"))
+        fail_msg("processlist: %s", mysql_error(m));
+    MYSQL_RES *r = mysql_store_result(m);
+    MYSQL_ROW row;
+    long long ids[16];
+    int k = 0;
+    while ((row = mysql_fetch_row(r)) != NULL && k < 16)
+        ids[k++] = strtoll(row[0], NULL, 10);
+    mysql_free_result(r);
+    for (int i = 0; i < k; i++) {
+        char q[64];
+        snprintf(q, sizeof q, "KILL %lld", ids[i]);
+        mysql_query(m, q);
+    }
+    mysql_close(m);
+    return ST_OK;
+}
+
+/* Runs `sel` with a connection kill after the second chunk (fails), then
+ * again (resumes the same run with the chunks done so far). */
+/* PostgreSQL: kills every backend of user strata but this one (psqlODBC
+ * sets no application_name). */
+static st_rc pg_kill_all_after(void *arg, const char *table, int chunk, st_err *err)
+{
+    (void)table;
+    (void)chunk;
+    (void)err;
+    int *n = arg;
+    if (++*n == 2)
+        pg_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+               " WHERE usename = 'strata' AND pid <> pg_backend_pid()");
+    return ST_OK;
+}
+
+typedef st_rc (*kill_fn)(void *arg, const char *table, int chunk, st_err *err);
+
+static void kill_and_resume(const char *proj, const char *sel, kill_fn kill)
+{
+    int n = 0;
+    st_extract_opts o = {0};
+    o.project_dir = proj;
+    o.on_chunk = kill;
+    o.on_chunk_arg = &n;
+    st_extract_report *rep = NULL;
+    st_rc rc = st_extract_run(&o, sel, &rep, &tu_err);
+    if (rc == ST_OK)
+        fail_msg("%s: the run should fail once its connection is killed", sel);
+    int64_t first = rep->tables[0].run_id;
+    assert_int_equal(rep->tables[0].version, -1);
+    st_extract_report_free(rep);
+    rep = run(proj, sel, false, ST_OK);
+    assert_int_equal(rep->tables[0].run_id, first);
+    /* with 2 workers the other one may finish a chunk before noticing */
+    if (rep->tables[0].n_chunks_resumed < 2 ||
+        rep->tables[0].n_chunks_resumed >= rep->tables[0].n_chunks)
+        fail_msg("%s: resumed %d of %d chunks", sel, rep->tables[0].n_chunks_resumed,
+                 rep->tables[0].n_chunks);
+    st_extract_report_free(rep);
+}
+
+#define SK_RENDER "concat_ws('|', coalesce(k, '<null>'), v)"
+#define SC_RENDER_PG "concat_ws('|', region, coalesce(to_char(day, 'YYYY-MM-DD'), '<null>'), n, v)"
+#define SC_RENDER_DK "concat_ws('|', region, coalesce(strftime(day, '%Y-%m-%d'), '<null>'), n, v)"
+
+/* Sampled chunk boundaries for keys that are not integers: a text key
+ * (skewed, duplicated, NULLs, quotes, backslashes, non-ASCII) and a
+ * composite (text, date, int) key with 85% of the rows under one region,
+ * on PostgreSQL (TABLESAMPLE / strided sample, row-value ranges), MariaDB
+ * (strided sample) and ODBC with the spelled-out comparisons of the SQL
+ * Server / Oracle dialects; each with the connection killed mid-run and
+ * resumed.  The union of the chunks must be the table: same count and
+ * checksum of every row (duplicates would change both), chunks balanced. */
+static void test_sampled_chunks(void **state)
+{
+    (void)state;
+    if (!g_dir)
+        skip();
+    const char *text_rows =
+        "SELECT CASE WHEN g % 97 = 0 THEN NULL WHEN g % 10 < 7 THEN 'a' || lpad((g % 2000)::text, 5, '0')"
+        " WHEN g % 10 = 7 THEN 'Zürich ' || g WHEN g % 10 = 8 THEN 'O''Neil\\' || g ELSE 'm' || g END,"
+        " g FROM generate_series(1, 6000) g";
+    char *sql = st_sprintf("DROP TABLE IF EXISTS tsk; CREATE TABLE tsk(k text, v int); INSERT INTO tsk %s;"
+                           "DROP TABLE IF EXISTS tsc; CREATE TABLE tsc(region text, day date, n int, v text);"
+                           "INSERT INTO tsc SELECT CASE WHEN g %% 20 < 17 THEN 'EU' WHEN g %% 20 = 17 THEN 'US'"
+                           " ELSE 'O''X' END, CASE WHEN g %% 501 = 0 THEN NULL ELSE date '2024-01-01' + (g %% 40) END,"
+                           " g %% 7, 'v' || g FROM generate_series(1, 6000) g; ANALYZE tsk; ANALYZE tsc",
+                           text_rows);
+    pg_sql(sql);
+    st_free(sql);
+    char *yml = st_sprintf(PG_SRC("pg", "    parallel: 2\n    batch_rows: 1000\n    retries: 0\n    tables:\n"
+                                        "      public.tsk: {strategy: full, key: [k], chunks: 5}\n"
+                                        "      public.tsc: {strategy: full, key: [region, day, n], chunks: 5}\n")
+                           "  opg:\n    kind: odbc\n    dialect: oracle\n    retries: 0\n"
+                           "    dsn: \"Driver={PostgreSQL Unicode};Servername=127.0.0.1;Port=%d;Database=src;Username=strata\"\n"
+                           "    password_env: XPW\n    tables:\n"
+                           "      public.tsc: {strategy: full, key: [region, day, n], chunks: 5, target: odbc_tsc}\n",
+                           g_pg, g_pg);
+    char *proj = project("sampled", yml);
+    st_extract_report *rep = run(proj, "pg", false, ST_OK);
+    assert_int_equal(rep->tables[0].rows_written, 6000);
+    assert_int_equal(rep->tables[1].rows_written, 6000);
+    st_extract_report_free(rep);
+    char *a = src_sum(false, "tsk", SK_RENDER), *b = bronze_sum(proj, "pg__public__tsk", SK_RENDER, NULL);
+    assert_string_equal(a, b);
+    st_free(a);
+    st_free(b);
+    /* 5 ranges + the NULL chunk; duplicates of one key cannot split, so
+     * allow some slack over the even 20% */
+    check_balance(proj, "public.tsk", 6000, 32);
+    a = src_sum(false, "tsc", SC_RENDER_PG);
+    b = bronze_sum(proj, "pg__public__tsc", SC_RENDER_DK, NULL);
+    assert_string_equal(a, b);
+    st_free(b);
+    check_balance(proj, "public.tsc", 6000, 30);
+
+    /* killed after two chunks, resumed: still exactly the table */
+    pg_sql("UPDATE tsc SET v = v || '+' WHERE n = 3; DELETE FROM tsc WHERE n = 5 AND region = 'US'");
+    kill_and_resume(proj, "pg.public.tsc", kill_after);
+    st_free(a);
+    a = src_sum(false, "tsc", SC_RENDER_PG);
+    b = bronze_sum(proj, "pg__public__tsc", SC_RENDER_DK, NULL);
+    assert_string_equal(a, b);
+    st_free(b);
+    kill_and_resume(proj, "pg.public.tsk", kill_after);
+    char *a2 = src_sum(false, "tsk", SK_RENDER);
+    b = bronze_sum(proj, "pg__public__tsk", SK_RENDER, NULL);
+    assert_string_equal(a2, b);
+    st_free(a2);
+    st_free(b);
+
+    /* ODBC, Oracle dialect: (k1 > v1 OR (k1 = v1 AND ...)) and MOD() */
+    if (st_path_exists("/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so")) {
+        char *odbc = st_sprintf("%s/odbc", g_dir), *ini = st_sprintf("%s/odbc/odbcinst.ini", g_dir);
+        const char *drivers = "[PostgreSQL Unicode]\nDriver=/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so\n";
+        st_mkdirs(odbc, NULL);
+        TU_OK(st_file_write_atomic(ini, drivers, strlen(drivers), &tu_err));
+        setenv("ODBCSYSINI", odbc, 1);
+        kill_and_resume(proj, "opg", pg_kill_all_after);
+        b = bronze_sum(proj, "odbc_tsc", SC_RENDER_DK, NULL);
+        assert_string_equal(a, b);
+        st_free(b);
+        char *cnt = pg_str("SELECT count(*) FROM tsc");
+        check_balance(proj, "public.tsc", atoi(cnt), 30);   /* the latest run of public.tsc */
+        st_free(cnt);
+        st_free(odbc);
+        st_free(ini);
+    } else {
+        printf("SKIP: psqlODBC not installed, ODBC sampled chunks not tested\n");
+    }
+    st_free(a);
+    st_free(yml);
+    st_free(proj);
+
+    /* a uuid key on a table big enough for the TABLESAMPLE block sample */
+    pg_sql("DROP TABLE IF EXISTS tsu; CREATE TABLE tsu(u uuid PRIMARY KEY, v int);"
+           "INSERT INTO tsu SELECT md5(g::text)::uuid, g FROM generate_series(1, 60000) g; ANALYZE tsu;"
+           "DROP TABLE IF EXISTS tsi; CREATE TABLE tsi(id bigint, v int);"
+           "INSERT INTO tsi SELECT CASE WHEN g % 10 = 0 THEN g::bigint * 1000000000 ELSE g END, g"
+           " FROM generate_series(1, 4000) g");
+    yml = st_sprintf(PG_SRC("pg", "    parallel: 2\n    tables:\n"
+                                  "      public.tsu: {strategy: full, key: [u], chunks: 4}\n"
+                                  "      public.tsi: {strategy: full, key: [id], chunks: 4, chunking: sample}\n"),
+                     g_pg);
+    proj = project("sampled_uuid", yml);
+    rep = run(proj, "pg", false, ST_OK);
+    assert_int_equal(rep->tables[0].rows_written, 60000);
+    assert_int_equal(rep->tables[1].rows_written, 4000);
+    st_extract_report_free(rep);
+    /* skewed integers: min/max ranges would put 90% of the rows in the
+     * first chunk; sampled boundaries split them evenly */
+    check_balance(proj, "public.tsi", 4000, 35);
+    a = src_sum(false, "tsi", "concat_ws('|', id, v)");
+    b = bronze_sum(proj, "pg__public__tsi", "concat_ws('|', id, v)", NULL);
+    assert_string_equal(a, b);
+    st_free(a);
+    st_free(b);
+    a = src_sum(false, "tsu", "concat_ws('|', u, v)");
+    b = bronze_sum(proj, "pg__public__tsu", "concat_ws('|', u, v)", NULL);
+    assert_string_equal(a, b);
+    st_free(a);
+    st_free(b);
+    check_balance(proj, "public.tsu", 60000, 35);
+    st_free(yml);
+    st_free(proj);
+
+    /* MariaDB: the same text key (case-insensitive collation, backslashes) */
+    my_sql("DROP TABLE IF EXISTS tsk; CREATE TABLE tsk(k varchar(40), v int) CHARACTER SET utf8mb4;"
+           "INSERT INTO tsk SELECT CASE WHEN seq % 97 = 0 THEN NULL WHEN seq % 10 < 7 THEN concat('a', lpad(seq % 2000, 5, '0'))"
+           " WHEN seq % 10 = 7 THEN concat(IF(seq % 3 = 0, 'Zürich ', 'zürich '), seq) WHEN seq % 10 = 8 THEN concat('O''Neil\\\\', seq)"
+           " ELSE concat('m', seq) END, seq FROM seq_1_to_6000");
+    yml = st_sprintf(MY_SRC("my", "    parallel: 2\n    batch_rows: 1000\n    retries: 0\n    tables:\n"
+                                  "      src.tsk: {strategy: full, key: [k], chunks: 5, target: my_tsk}\n"), g_my);
+    proj = project("sampled_my", yml);
+    rep = run(proj, "my", false, ST_OK);
+    assert_int_equal(rep->tables[0].rows_written, 6000);
+    st_extract_report_free(rep);
+    check_balance(proj, "src.tsk", 6000, 32);
+    my_sql("UPDATE tsk SET v = -v WHERE v % 11 = 0");
+    kill_and_resume(proj, "my", my_kill_after);
+    const char *msum = "SELECT concat(count(*), '|', md5(group_concat(r ORDER BY r COLLATE utf8mb4_bin"
+                       " SEPARATOR '\\n'))) FROM (SELECT concat_ws('|', coalesce(k, '<null>'), v) AS r FROM tsk) s";
+    a = my_str(msum);
+    b = bronze_sum(proj, "my_tsk", SK_RENDER, NULL);
+    assert_string_equal(a, b);
+    st_free(a);
+    st_free(b);
+    st_free(yml);
+    st_free(proj);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -800,7 +1073,7 @@ int main(void)
         cmocka_unit_test(test_pg_resume),   cmocka_unit_test(test_errors),
         cmocka_unit_test(test_drift),       cmocka_unit_test(test_odbc),
         cmocka_unit_test(test_raw_reprocess), cmocka_unit_test(test_pg_types),
-        cmocka_unit_test(test_pg_big),
+        cmocka_unit_test(test_sampled_chunks), cmocka_unit_test(test_pg_big),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -3,14 +3,14 @@
  * batch, across batches and after a restart; late flag and event-date
  * partitions; every quarantine reason; replay after a crash between commits
  * writes nothing twice; schema evolution v1 -> v2 (new nullable column) and
- * an incompatible v3 refused; PII actions in bronze; erasure.
+ * an incompatible v3 refused; PII actions in bronze; erasure; tricky JSON
+ * (duplicate keys, escapes, deep nesting) reads the same on both parse paths.
  */
 #include "testutil.h"
 #include "strata/collect.h"
 #include "strata/delta.h"
 #include "strata/load.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,68 +94,9 @@ static st_load_stats load(env *e)
     return st;
 }
 
-/* Runs sql with every lake table mounted as <layer>_<table>. */
-static int64_t q64(env *e, const char *sql)
-{
-    st_engine *eng = tu_engine();
-    const char *layers[] = {"raw", "bronze"};
-    for (int k = 0; k < 2; k++) {
-        char *ld = st_sprintf("%s/%s", e->cfg->lake, layers[k]);
-        DIR *d = opendir(ld);
-        struct dirent *de;
-        while (d && (de = readdir(d))) {
-            if (de->d_name[0] == '.')
-                continue;
-            char *p = st_path_join(ld, de->d_name);
-            st_delta_snapshot *s = NULL;
-            TU_OK(st_delta_snapshot_load(eng, p, -1, &s, &tu_err));
-            char *view = st_sprintf("%s_%s", layers[k], de->d_name[0] == '_' ? de->d_name + 1 : de->d_name);
-            TU_OK(st_delta_register_view(eng, view, s, &tu_err));
-            st_free(view);
-            st_delta_snapshot_free(s);
-            st_free(p);
-        }
-        if (d)
-            closedir(d);
-        st_free(ld);
-    }
-    int64_t v = -1;
-    st_err err;
-    if (st_engine_query_i64(eng, sql, &v, &err))
-        fail_msg("%s: %s", sql, err.msg);
-    st_engine_close(eng);
-    return v;
-}
+static int64_t q64(env *e, const char *sql) { return tu_lake_i64(e->cfg->lake, sql); }
 
-static char *qstr(env *e, const char *sql)
-{
-    (void)e;
-    st_engine *eng = tu_engine();
-    char *ld = st_sprintf("%s/bronze", e->cfg->lake);
-    DIR *d = opendir(ld);
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
-        char *p = st_path_join(ld, de->d_name);
-        st_delta_snapshot *s = NULL;
-        TU_OK(st_delta_snapshot_load(eng, p, -1, &s, &tu_err));
-        char *view = st_sprintf("bronze_%s", de->d_name[0] == '_' ? de->d_name + 1 : de->d_name);
-        TU_OK(st_delta_register_view(eng, view, s, &tu_err));
-        st_free(view);
-        st_delta_snapshot_free(s);
-        st_free(p);
-    }
-    if (d)
-        closedir(d);
-    st_free(ld);
-    char *out = NULL;
-    st_err err;
-    if (st_engine_query_str(eng, sql, &out, &err))
-        fail_msg("%s: %s", sql, err.msg);
-    st_engine_close(eng);
-    return out;
-}
+static char *qstr(env *e, const char *sql) { return tu_lake_str(e->cfg->lake, sql); }
 
 static void now_rfc(int64_t delta_s, char out[32])
 {
@@ -532,6 +473,68 @@ static void test_pii_and_erase(void **state)
     env_close(&e);
 }
 
+/* Records read by the flat reader and by its jansson fallback (nesting
+ * deeper than it takes) load the same: duplicate keys resolve to the last
+ * value, escapes and surrogate pairs decode, JSON fields and _extra print as
+ * json_dumps prints them. */
+static void test_tricky_records(void **state)
+{
+    (void)state;
+    env e;
+    env_open(&e, "loader: {schemas_dir: schemas}\n");
+    char *sd = st_path_join(e.dir, "schemas");
+    TU_OK(st_mkdirs(sd, &tu_err));
+    char *f = st_path_join(sd, "orders.yml");
+    const char *y = "family: orders\nevent_type: order_placed\nversion: 1\nfields:\n"
+                    "  amount: {type: double, required: true}\n  qty: long\n  note: string\n"
+                    "  meta: json\n";
+    TU_OK(st_file_write_atomic(f, y, strlen(y), &tu_err));
+    char deep[400];
+    size_t n = 0;
+    for (int i = 0; i < 80; i++)
+        deep[n++] = '[';
+    deep[n++] = '7';
+    for (int i = 0; i < 80; i++)
+        deep[n++] = ']';
+    deep[n] = 0;
+    const char *head = "{\"received_at\":\"2025-01-01T00:00:01Z\",\"source\":\"backend\","
+                       "\"family\":\"orders\",\"event_type\":\"order_placed\",\"schema_version\":1,"
+                       "\"event_time\":\"2025-01-01T00:00:00Z\",";
+    for (int fallback = 0; fallback < 2; fallback++) {
+        char *rec = st_sprintf(
+            "%s\"event_id\":\"dup-first\",\"event_id\":\"t%d\",\"payload\":{\"amount\":1,"
+            "\"qty\":2,\"amount\":5.5,\"note\":\"caf\\u00e9 \\ud83d\\ude00 \\\"q\\\"\\t/\","
+            "\"meta\":{\"b\":[1,2.5,true,null,-0,1e-7],\"a\":\"x\\ny\",\"b\":{\"c\":0.0031}},"
+            "\"zz\":1,\"y\":\"\\u0001\",\"zz\":%s}}",
+            head, fallback, fallback ? deep : "3");
+        put_raw(&e, rec);
+        st_free(rec);
+    }
+    st_load_stats st = load(&e);
+    assert_int_equal(st.quarantined, 0);
+    assert_int_equal(st.loaded, 2);
+    assert_int_equal(q64(&e, "SELECT count(*) FROM bronze_orders WHERE event_id = 'dup-first'"), 0);
+    for (int fallback = 0; fallback < 2; fallback++) {
+        char *sql = st_sprintf("SELECT concat_ws('|', amount, qty, note, meta) FROM bronze_orders "
+                               "WHERE event_id = 't%d'", fallback);
+        char *r = qstr(&e, sql);
+        assert_string_equal(r, "5.5|2|caf\xc3\xa9 \xf0\x9f\x98\x80 \"q\"\t/|"
+                               "{\"b\":{\"c\":0.0030999999999999999},\"a\":\"x\\ny\"}");
+        st_free(r);
+        st_free(sql);
+        sql = st_sprintf("SELECT _extra FROM bronze_orders WHERE event_id = 't%d'", fallback);
+        r = qstr(&e, sql);
+        char *want = st_sprintf("{\"payload\":{\"zz\":%s,\"y\":\"\\u0001\"}}", fallback ? deep : "3");
+        assert_string_equal(r, want);
+        st_free(want);
+        st_free(r);
+        st_free(sql);
+    }
+    st_free(f);
+    st_free(sd);
+    env_close(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -541,6 +544,7 @@ int main(void)
         cmocka_unit_test(test_replay),
         cmocka_unit_test(test_evolution),
         cmocka_unit_test(test_pii_and_erase),
+        cmocka_unit_test(test_tricky_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,7 +23,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static pid_t live_pid;
 
 typedef struct server {
     pid_t pid;
@@ -66,16 +65,12 @@ static void start(server *s)
 {
     const char *const args[] = {"--config", s->cfg, NULL};
     s->pid = tu_serve_start(args, 30000, &s->port);
-    live_pid = s->pid;
 }
 
 static int stop(server *s, int sig)
 {
-    kill(s->pid, sig);
-    int status = 0;
-    waitpid(s->pid, &status, 0);
+    int status = tu_serve_stop(s->pid, sig);
     s->pid = 0;
-    live_pid = 0;
     return status;
 }
 
@@ -86,74 +81,9 @@ static void cleanup(server *s)
     tu_rmdir(s->dir);
 }
 
-static size_t on_data(char *p, size_t sz, size_t n, void *ud)
-{
-    st_buf_append(ud, p, sz * n);
-    return sz * n;
-}
-
-/* POSTs body with key; returns the status, body in *out (may be NULL). */
-static long post(int port, const char *key, const char *body, st_buf *out)
-{
-    CURL *c = curl_easy_init();
-    char url[64], hdr[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/events", port);
-    snprintf(hdr, sizeof hdr, "X-Strata-Key: %s", key);
-    struct curl_slist *h = curl_slist_append(NULL, hdr);
-    h = curl_slist_append(h, "Expect:");
-    st_buf sink;
-    st_buf_init(&sink, 0);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out ? out : &sink);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    st_buf_free(&sink);
-    return status;
-}
-
-/* Mounts every raw/bronze table as raw_<t> / bronze_<t> (leading '_' dropped). */
-static st_engine *mount(const char *lake)
-{
-    st_engine *eng = tu_engine();
-    const char *layers[] = {"raw", "bronze"};
-    for (int k = 0; k < 2; k++) {
-        char *ld = st_sprintf("%s/%s", lake, layers[k]);
-        DIR *d = opendir(ld);
-        struct dirent *de;
-        while (d && (de = readdir(d))) {
-            if (de->d_name[0] == '.')
-                continue;
-            char *p = st_path_join(ld, de->d_name);
-            st_delta_snapshot *s = NULL;
-            st_err e;
-            if (st_delta_snapshot_load(eng, p, -1, &s, &e) == ST_OK) {
-                char *view = st_sprintf("%s_%s", layers[k],
-                                        de->d_name[0] == '_' ? de->d_name + 1 : de->d_name);
-                TU_OK(st_delta_register_view(eng, view, s, &tu_err));
-                st_free(view);
-            }
-            st_delta_snapshot_free(s);
-            st_free(p);
-        }
-        if (d)
-            closedir(d);
-        st_free(ld);
-    }
-    return eng;
-}
-
 static int64_t q64(const char *lake, const char *sql)
 {
-    st_engine *eng = mount(lake);
+    st_engine *eng = tu_mount_events(lake);
     int64_t v = -1;
     st_err e;
     if (st_engine_query_i64(eng, sql, &v, &e))
@@ -162,16 +92,6 @@ static int64_t q64(const char *lake, const char *sql)
     return v;
 }
 
-static char *qstr(const char *lake, const char *sql)
-{
-    st_engine *eng = mount(lake);
-    char *v = NULL;
-    st_err e;
-    if (st_engine_query_str(eng, sql, &v, &e))
-        fail_msg("%s: %s", sql, e.msg);
-    st_engine_close(eng);
-    return v;
-}
 
 /* Waits until sql returns want (the loader runs every 200 ms). */
 static void wait_for(const char *lake, const char *sql, int64_t want)
@@ -243,7 +163,7 @@ static void test_integration(void **state)
              "\"payload\":{\"gen_ai.operation.name\":\"chat\",\"gen_ai.provider.name\":\"openai\","
              "\"gen_ai.usage.input_tokens\":\"many\"}}]",
              now, now, old, now);
-    assert_int_equal(post(s.port, "llm-secret", body, NULL), 200);
+    assert_int_equal(tu_post_events(s.port, "llm-secret", body, NULL), 200);
     /* web: page with IP and email in properties, a retry of it */
     snprintf(body, sizeof body,
              "[{\"event_id\":\"web-1\",\"event_type\":\"page\",\"schema_version\":1,\"event_time\":\"%s\","
@@ -253,11 +173,11 @@ static void test_integration(void **state)
              "{\"event_id\":\"web-2\",\"event_type\":\"track\",\"schema_version\":1,\"event_time\":\"%s\","
              "\"payload\":{\"event\":\"Signed Up\",\"user_id\":\"u-9\",\"traits\":{\"plan\":\"pro\"}}}]",
              now, now);
-    assert_int_equal(post(s.port, "web-secret", body, NULL), 200);
+    assert_int_equal(tu_post_events(s.port, "web-secret", body, NULL), 200);
     snprintf(body, sizeof body,
              "{\"event_id\":\"web-1\",\"event_type\":\"page\",\"schema_version\":1,\"event_time\":\"%s\","
              "\"context\":{\"ip\":\"203.0.113.9\"}}", now);
-    assert_int_equal(post(s.port, "web-secret", body, NULL), 200);
+    assert_int_equal(tu_post_events(s.port, "web-secret", body, NULL), 200);
     /* backend: generic event, a project schema (valid, invalid, unknown type) */
     snprintf(body, sizeof body,
              "[{\"event_id\":\"be-1\",\"event_type\":\"login\",\"schema_version\":1,\"event_time\":\"%s\","
@@ -269,7 +189,7 @@ static void test_integration(void **state)
              "{\"event_id\":\"or-3\",\"event_type\":\"orders.refund\",\"schema_version\":1,"
              "\"event_time\":\"%s\",\"payload\":{}}]",
              now, now, now, now);
-    assert_int_equal(post(s.port, "backend-secret", body, NULL), 200);
+    assert_int_equal(tu_post_events(s.port, "backend-secret", body, NULL), 200);
 
     wait_for(s.lake, "SELECT count(*) FROM raw_events", 11);
     wait_for(s.lake, "SELECT count(*) FROM bronze_quarantine", 3);
@@ -305,13 +225,13 @@ static void test_integration(void **state)
         "SELECT count(*) FROM bronze_orders WHERE event_id = 'or-1' AND amount = 12.5 "
         "AND length(email) = 64"), 1);
     /* quarantine reasons */
-    char *r = qstr(s.lake, "SELECT reason FROM bronze_quarantine WHERE event_id = 'llm-bad'");
+    char *r = tu_lake_str(s.lake, "SELECT reason FROM bronze_quarantine WHERE event_id = 'llm-bad'");
     assert_string_equal(r, "field 'gen_ai.usage.input_tokens': expected long, got string");
     st_free(r);
-    r = qstr(s.lake, "SELECT reason FROM bronze_quarantine WHERE event_id = 'or-2'");
+    r = tu_lake_str(s.lake, "SELECT reason FROM bronze_quarantine WHERE event_id = 'or-2'");
     assert_string_equal(r, "field 'amount': required but missing");
     st_free(r);
-    r = qstr(s.lake, "SELECT reason FROM bronze_quarantine WHERE event_id = 'or-3'");
+    r = tu_lake_str(s.lake, "SELECT reason FROM bronze_quarantine WHERE event_id = 'or-3'");
     assert_string_equal(r, "unknown event type: orders.refund version 1");
     st_free(r);
     /* metrics carry the lag gauge */
@@ -322,7 +242,7 @@ static void test_integration(void **state)
         char url[64];
         snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", s.port);
         curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tu_curl_sink);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &m);
         curl_easy_perform(c);
         curl_easy_cleanup(c);
@@ -352,7 +272,7 @@ static void test_integration(void **state)
     st_engine_close(eng);
 
     /* erasure through the CLI: user-42's prompts become undecryptable */
-    char *enc = qstr(s.lake, "SELECT prompt FROM bronze_llm_calls WHERE event_id = 'llm-1'");
+    char *enc = tu_lake_str(s.lake, "SELECT prompt FROM bronze_llm_calls WHERE event_id = 'llm-1'");
     char *out = NULL;
     int rc = tu_run(&out, "'%s' erase --subject user-42 --config '%s' 2>&1", tu_strata_bin(), s.cfg);
     if (rc != 0)
@@ -376,7 +296,7 @@ static void test_integration(void **state)
     st_err e;
     assert_int_equal(st_keystore_decrypt(ks, "user-42", enc, &p, &e), ST_ERR_NOTFOUND);
     /* user-7 still decrypts */
-    char *enc7 = qstr(s.lake, "SELECT prompt FROM bronze_llm_calls WHERE event_id = 'llm-late'");
+    char *enc7 = tu_lake_str(s.lake, "SELECT prompt FROM bronze_llm_calls WHERE event_id = 'llm-late'");
     TU_OK(st_keystore_decrypt(ks, "user-7", enc7, &p, &tu_err));
     assert_string_equal(p.data, "SECRETPROMPT seven");
     st_buf_free(&p);
@@ -417,7 +337,7 @@ static void *client_main(void *arg)
             st_buf_printf(&body, "%s{\"event_id\":\"d-%d\",\"event_type\":\"login\",\"schema_version\":1,"
                           "\"event_time\":\"%s\",\"payload\":{\"i\":%d}}", i ? "," : "", first + i, now, i);
         st_buf_putc(&body, ']');
-        long st = post(c->port, "backend-secret", body.data, NULL);
+        long st = tu_post_events(c->port, "backend-secret", body.data, NULL);
         if (st == 200) {
             pthread_mutex_lock(&c->mu);
             for (int i = 0; i < 20; i++) {
@@ -479,7 +399,7 @@ static void test_durability(void **state)
     assert_int_equal(WEXITSTATUS(stop(&s, SIGTERM)), 0);
     /* exactly once: every acknowledged id once, nothing twice */
     assert_int_equal(q64(s.lake, "SELECT count(*) - count(DISTINCT event_id) FROM bronze_backend_events"), 0);
-    st_engine *eng = mount(s.lake);
+    st_engine *eng = tu_mount_events(s.lake);
     TU_OK(st_engine_exec(eng, "CREATE TABLE acked (id VARCHAR)", &tu_err));
     duckdb_appender app;
     TU_OK(st_engine_appender(eng, "acked", &app, &tu_err));
@@ -503,24 +423,14 @@ static void test_durability(void **state)
     cleanup(&s);
 }
 
-static int teardown(void **state)
-{
-    (void)state;
-    if (live_pid > 0) {
-        kill(live_pid, SIGKILL);
-        waitpid(live_pid, NULL, 0);
-        live_pid = 0;
-    }
-    return 0;
-}
 
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_ALL);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_integration, teardown),
-        cmocka_unit_test_teardown(test_durability, teardown),
+        cmocka_unit_test_teardown(test_integration, tu_serve_teardown),
+        cmocka_unit_test_teardown(test_durability, tu_serve_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

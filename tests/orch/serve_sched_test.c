@@ -17,7 +17,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static pid_t live_pid;
 
 static void write_file(const char *dir, const char *rel, const char *text)
 {
@@ -35,30 +34,10 @@ static void write_file(const char *dir, const char *rel, const char *text)
 static pid_t serve(const char *dir)
 {
     const char *const args[] = {"--project", dir, "--listen", "127.0.0.1:0", "--tick-ms", "200", NULL};
-    pid_t pid = tu_serve_start(args, 20000, NULL);
-    live_pid = pid;
-    return pid;
+    return tu_serve_start(args, 20000, NULL);
 }
 
-static int stop(pid_t pid)
-{
-    kill(pid, SIGTERM);
-    int status = -1;
-    waitpid(pid, &status, 0);
-    live_pid = 0;
-    return status;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    if (live_pid > 0) {
-        kill(live_pid, SIGKILL);
-        waitpid(live_pid, NULL, 0);
-        live_pid = 0;
-    }
-    return 0;
-}
+static int stop(pid_t pid) { return tu_serve_stop(pid, SIGTERM); }
 
 static const char *yml_fmt = "name: schedtest\nlake: ./lake\nstate: ./state.db\n"
                              "collector:\n  listen: 127.0.0.1:0\n"
@@ -145,8 +124,8 @@ int main(void)
 {
     setenv("TST_SCHED_KEY", "sched-test-key", 1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_serve_runs_schedule, teardown),
-        cmocka_unit_test_teardown(test_serve_without_schedules, teardown),
+        cmocka_unit_test_teardown(test_serve_runs_schedule, tu_serve_teardown),
+        cmocka_unit_test_teardown(test_serve_without_schedules, tu_serve_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

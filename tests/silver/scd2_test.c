@@ -252,6 +252,94 @@ static void test_delete_reinsert(void **state)
     st_engine_close(eng);
 }
 
+/* A change sequenced after everything a key has replaces only the key's
+ * current row (closed, or absorbing a no-op); earlier versions stay as they
+ * were written.  A late change afterwards still rebuilds the whole key to
+ * what in-order arrival gives. */
+static void test_in_order_replaces_current_only(void **state)
+{
+    (void)state;
+    st_engine *eng = tu_engine();
+    st_silver_entity *e = entity_from(yml);
+    st_silver_stats st;
+    merge(eng, e, "(1, 'a', 'X', '', 1, 'I'), (2, 'z', 'Z', '', 1, 'I')", &st);
+    merge(eng, e, "(1, 'b', 'X', '', 5, 'U')", &st);
+    merge(eng, e, "(1, 'c', 'X', '', 9, 'U')", &st);
+    expect(eng, "1:a:X:1-5 1:b:X:5-9 1:c:X:9- 2:z:Z:1-");
+    char *b1 = NULL, *b1_after = NULL;
+    TU_OK(st_engine_query_str(eng, "SELECT _batch_id FROM people WHERE id = 1 AND _valid_from = 1",
+                              &b1, &tu_err));
+    /* a change: the current row closed, one version opened */
+    merge(eng, e, "(1, 'd', 'X', 'n1', 12, 'U')", &st);
+    assert_int_equal(st.keys_changed, 1);
+    assert_int_equal(st.rows_written, 2);
+    assert_int_equal(st.rows_deleted, 1);
+    TU_OK(st_engine_query_str(eng, "SELECT _batch_id FROM people WHERE id = 1 AND _valid_from = 1",
+                              &b1_after, &tu_err));
+    assert_string_equal(b1, b1_after);
+    /* a no-op: the current row absorbs it (note, _seq, _noop_seqs) */
+    merge(eng, e, "(1, 'd', 'X', 'n2', 15, 'U')", &st);
+    assert_int_equal(st.rows_written, 1);
+    assert_int_equal(st.rows_deleted, 1);
+    char *cur = NULL;
+    TU_OK(st_engine_query_str(eng, "SELECT note || ' ' || _seq || ' ' || CAST(_noop_seqs AS VARCHAR) "
+                                   "|| ' ' || _version FROM people WHERE id = 1 AND _is_current",
+                              &cur, &tu_err));
+    assert_string_equal(cur, "n2 15 [15] 4");
+    st_free(cur);
+    /* a delete, then a second delete absorbed by the tombstone */
+    merge(eng, e, "(1, 'd', 'X', 'n3', 20, 'D')", &st);
+    assert_int_equal(st.rows_written, 2);
+    merge(eng, e, "(1, NULL, NULL, NULL, 22, 'D')", &st);
+    assert_int_equal(st.rows_written, 1);
+    cur = NULL;
+    TU_OK(st_engine_query_str(eng, "SELECT coalesce(note, '-') || ' ' || _seq || ' ' || "
+                                   "CAST(_noop_seqs AS VARCHAR) FROM people WHERE id = 1 AND "
+                                   "_is_current AND _is_deleted",
+                              &cur, &tu_err));
+    assert_string_equal(cur, "- 22 [22]");
+    st_free(cur);
+    expect(eng, "1:a:X:1-5 1:b:X:5-9 1:c:X:9-12 1:d:X:12-20 1:-:-:20-D 2:z:Z:1-");
+    /* late: splits the version that absorbed the no-op at 15 */
+    merge(eng, e, "(1, 'e', 'X', '', 13, 'U')", &st);
+    expect(eng, "1:a:X:1-5 1:b:X:5-9 1:c:X:9-12 1:d:X:12-13 1:e:X:13-15 1:d:X:15-20 "
+                "1:-:-:20-D 2:z:Z:1-");
+    /* the documented rule for update-in-place columns: the split parts of
+     * the version that had absorbed the no-op at 15 both carry its note */
+    char *notes = NULL;
+    TU_OK(st_engine_query_str(eng, "SELECT string_agg(note, ',' ORDER BY _valid_from) FROM people "
+                                   "WHERE id = 1 AND _valid_from IN (12, 15)",
+                              &notes, &tu_err));
+    assert_string_equal(notes, "n2,n2");
+    st_free(notes);
+    /* the same changes in one batch give the same table (but for that note) */
+    TU_OK(st_engine_exec(eng, "CREATE TABLE people_inc AS SELECT * FROM people", &tu_err));
+    TU_OK(st_engine_exec(eng, "DROP TABLE people", &tu_err));
+    merge(eng, e,
+          "(1, 'a', 'X', '', 1, 'I'), (2, 'z', 'Z', '', 1, 'I'), (1, 'b', 'X', '', 5, 'U'), "
+          "(1, 'c', 'X', '', 9, 'U'), (1, 'd', 'X', 'n1', 12, 'U'), (1, 'd', 'X', 'n2', 15, 'U'), "
+          "(1, 'd', 'X', 'n3', 20, 'D'), (1, NULL, NULL, NULL, 22, 'D'), "
+          "(1, 'e', 'X', '', 13, 'U')",
+          &st);
+    static const char *cmp = "SELECT * EXCLUDE (note, _batch_id, _loaded_at)";
+    char *sql = st_sprintf("SELECT count(*) FROM ((%s FROM people EXCEPT %s FROM people_inc) UNION "
+                           "ALL (%s FROM people_inc EXCEPT %s FROM people))",
+                           cmp, cmp, cmp, cmp);
+    int64_t diff = -1;
+    TU_OK(st_engine_query_i64(eng, sql, &diff, &tu_err));
+    st_free(sql);
+    assert_int_equal(diff, 0);
+    TU_OK(st_engine_query_str(eng, "SELECT string_agg(note, ',' ORDER BY _valid_from) FROM people "
+                                   "WHERE id = 1 AND _valid_from IN (12, 15)",
+                              &notes, &tu_err));
+    assert_string_equal(notes, "n1,n2");
+    st_free(notes);
+    st_free(b1);
+    st_free(b1_after);
+    st_silver_entity_free(e);
+    st_engine_close(eng);
+}
+
 static void test_nulls_in_tracked(void **state)
 {
     (void)state;
@@ -388,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_duplicates_and_ties),
         cmocka_unit_test(test_tie_break_column),
         cmocka_unit_test(test_delete_reinsert),
+        cmocka_unit_test(test_in_order_replaces_current_only),
         cmocka_unit_test(test_nulls_in_tracked),
         cmocka_unit_test(test_schema_change_and_errors),
         cmocka_unit_test(test_missing_deletes_snapshots),

@@ -3,7 +3,7 @@
  * table written with st_delta_write, incremental runs (st_silver_run) that
  * read only new bronze files, deletion vectors on the touched files instead
  * of rewrites, the protocol of a DV table, reruns as no-ops, late changes,
- * erasure, and the history views.
+ * erasure, `delete: missing` snapshots, and the history views.
  */
 #include "testutil.h"
 
@@ -160,6 +160,56 @@ static void test_incremental_runs(void **state)
     st_silver_entity_free(e);
     st_free(silver);
     tu_rmdir(lake);
+    st_engine_close(eng);
+}
+
+/* `delete: missing` on a partitioned Delta table: a key live in silver and
+ * absent from a snapshot is deleted at the snapshot's sequence; the stored
+ * rows are found by the key filter, and only current rows are replaced. */
+static void test_missing_on_delta(void **state)
+{
+    (void)state;
+    static const char *ymlm = "from: bronze.people\nkey: [id]\ntrack: [name, city]\n"
+                              "sequence: seq\ndelete: missing\n";
+    st_cfg_doc *doc = NULL;
+    TU_OK(st_cfg_load_string("people.yml", ymlm, strlen(ymlm), &doc, &tu_err));
+    st_silver_entity *e = NULL;
+    TU_OK(st_silver_entity_parse(st_cfg_root(doc), "people", &e, &tu_err));
+    st_cfg_doc_free(doc);
+    st_engine *eng = tu_engine();
+    char *dir = tu_tempdir("silvermiss");
+    char *silver = st_sprintf("%s/people", dir);
+    st_silver_stats st;
+    const char *snap =
+        "SELECT * FROM (VALUES ('DE', 1::BIGINT, 'a', 'P', %d), ('DE', 2, 'b', 'Q', %d), "
+        "('FR', 3, 'c', 'R', %d)) v(country, id, name, city, seq) WHERE id <> %d";
+    char *s1 = st_sprintf(snap, 1, 1, 1, 0);
+    TU_OK(st_silver_merge_delta(eng, e, s1, silver, "s1", "app", 1, &st, &tu_err));
+    assert_int_equal(st.rows_written, 3);
+    /* id 2 is missing from the second snapshot; id 3 unchanged (a no-op) */
+    char *s2 = st_sprintf(snap, 2, 2, 2, 2);
+    TU_OK(st_silver_merge_delta(eng, e, s2, silver, "s2", "app", 2, &st, &tu_err));
+    expect(eng, silver, "DE1:P:1-#1 DE2:Q:1-2#1 DE2:-:2-D#2 FR3:R:1-#1");
+    /* 3 keys changed (1 and 3 absorb a no-op, 2 is deleted), one current row
+     * each retired, nothing else */
+    assert_int_equal(st.keys_changed, 3);
+    assert_int_equal(st.rows_deleted, 3);
+    assert_int_equal(st.rows_written, 4);
+    /* the key comes back */
+    char *s3 = st_sprintf(snap, 3, 3, 3, 0);
+    TU_OK(st_silver_merge_delta(eng, e, s3, silver, "s3", "app", 3, &st, &tu_err));
+    expect(eng, silver, "DE1:P:1-#1 DE2:Q:1-2#1 DE2:-:2-3D#2 DE2:Q:3-#3 FR3:R:1-#1");
+    int64_t n = 0;
+    TU_OK(st_engine_query_i64(eng, "SELECT count(*) FROM people_history WHERE id = 1 AND "
+                                   "_noop_seqs = [2, 3]",
+                              &n, &tu_err));
+    assert_int_equal(n, 1);
+    st_free(s1);
+    st_free(s2);
+    st_free(s3);
+    st_silver_entity_free(e);
+    st_free(silver);
+    tu_rmdir(dir);
     st_engine_close(eng);
 }
 
@@ -323,6 +373,7 @@ int main(void)
         cmocka_unit_test(test_dv_roundtrip),
         cmocka_unit_test(test_pruning),
         cmocka_unit_test(test_merge_delta_txn),
+        cmocka_unit_test(test_missing_on_delta),
         cmocka_unit_test(test_incremental_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

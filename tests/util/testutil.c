@@ -3,6 +3,11 @@
  */
 #include "testutil.h"
 
+#include "strata/delta.h"
+
+#include <curl/curl.h>
+#include <dirent.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +85,10 @@ st_engine *tu_engine(void)
     return e;
 }
 
+/* The server a test started last and has not stopped: tu_serve_teardown
+ * kills it when the test failed half way. */
+static int live_serve_pid;
+
 int tu_serve_start(const char *const *args, int timeout_ms, int *out_port)
 {
     const char *argv[32] = {"strata", "serve"};
@@ -123,5 +132,112 @@ int tu_serve_start(const char *const *args, int timeout_ms, int *out_port)
     }
     if (out_port)
         *out_port = port;
+    live_serve_pid = pid;
     return pid;
+}
+
+int tu_serve_stop(int pid, int sig)
+{
+    kill(pid, sig);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (live_serve_pid == pid)
+        live_serve_pid = 0;
+    return status;
+}
+
+int tu_serve_teardown(void **state)
+{
+    (void)state;
+    if (live_serve_pid > 0) {
+        kill(live_serve_pid, SIGKILL);
+        waitpid(live_serve_pid, NULL, 0);
+        live_serve_pid = 0;
+    }
+    return 0;
+}
+
+size_t tu_curl_sink(char *p, size_t sz, size_t n, void *buf)
+{
+    st_buf_append(buf, p, sz * n);
+    return sz * n;
+}
+
+long tu_post_events(int port, const char *key, const char *body, st_buf *out)
+{
+    CURL *c = curl_easy_init();
+    char url[64], hdr[192];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/events", port);
+    snprintf(hdr, sizeof hdr, "X-Strata-Key: %s", key);
+    struct curl_slist *h = curl_slist_append(NULL, hdr);
+    h = curl_slist_append(h, "Expect:");
+    st_buf sink;
+    st_buf_init(&sink, 0);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tu_curl_sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out ? out : &sink);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    st_buf_free(&sink);
+    return status;
+}
+
+st_engine *tu_mount_events(const char *lake)
+{
+    st_engine *eng = tu_engine();
+    const char *layers[] = {"raw", "bronze"};
+    for (int k = 0; k < 2; k++) {
+        char *ld = st_sprintf("%s/%s", lake, layers[k]);
+        DIR *d = opendir(ld);
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+            if (de->d_name[0] == '.')
+                continue;
+            char *p = st_path_join(ld, de->d_name);
+            st_delta_snapshot *s = NULL;
+            st_err e;
+            if (st_delta_snapshot_load(eng, p, -1, &s, &e) == ST_OK) {
+                char *view = st_sprintf("%s_%s", layers[k],
+                                        de->d_name[0] == '_' ? de->d_name + 1 : de->d_name);
+                TU_OK(st_delta_register_view(eng, view, s, &tu_err));
+                st_free(view);
+            }
+            st_delta_snapshot_free(s);
+            st_free(p);
+        }
+        if (d)
+            closedir(d);
+        st_free(ld);
+    }
+    return eng;
+}
+
+int64_t tu_lake_i64(const char *lake, const char *sql)
+{
+    st_engine *eng = tu_mount_events(lake);
+    int64_t v = -1;
+    st_err e;
+    if (st_engine_query_i64(eng, sql, &v, &e))
+        fail_msg("%s: %s", sql, e.msg);
+    st_engine_close(eng);
+    return v;
+}
+
+char *tu_lake_str(const char *lake, const char *sql)
+{
+    st_engine *eng = tu_mount_events(lake);
+    char *v = NULL;
+    st_err e;
+    if (st_engine_query_str(eng, sql, &v, &e))
+        fail_msg("%s: %s", sql, e.msg);
+    st_engine_close(eng);
+    return v;
 }

@@ -29,6 +29,23 @@ int tu_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)
  * returns the child's pid, storing the port in *out_port (may be NULL).
  * Fails the test when the server does not come up. */
 int tu_serve_start(const char *const *args, int timeout_ms, int *out_port);
+/* Sends sig to a server from tu_serve_start and reaps it; its wait status. */
+int tu_serve_stop(int pid, int sig);
+/* A cmocka teardown: SIGKILLs the server a failed test left running. */
+int tu_serve_teardown(void **state);
+/* A curl write callback appending to the st_buf in its last argument. */
+size_t tu_curl_sink(char *p, size_t sz, size_t n, void *buf);
+/* POSTs body to http://127.0.0.1:PORT/v1/events with X-Strata-Key: key;
+ * the HTTP status (0 when no answer), the answer appended to out (may be
+ * NULL). */
+long tu_post_events(int port, const char *key, const char *body, st_buf *out);
+/* An engine with every Delta table under LAKE/raw and LAKE/bronze as the
+ * view raw_<table> / bronze_<table> (a leading '_' dropped). */
+st_engine *tu_mount_events(const char *lake);
+/* One value of sql over tu_mount_events(lake); fails the test on error.
+ * The string is OWNED. */
+int64_t tu_lake_i64(const char *lake, const char *sql);
+char *tu_lake_str(const char *lake, const char *sql);
 /* Opens an in-memory engine or fails the test. */
 st_engine *tu_engine(void);
 /* Fails the test with err's message when rc != ST_OK. */
