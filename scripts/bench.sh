@@ -178,8 +178,8 @@ query $(val query peak_rss_mb), snapshot $(val snapshot peak_rss_mb), small comm
 ## Streaming ingestion (collector)
 
 \`strata serve\` with durable group commit (every 2xx means the event is fsync'd; one
-libmicrohttpd event loop per core, connections suspended while their fsync runs, 4 fsyncs in
-flight at most), wrk with 2 threads and 32 connections on loopback, 10 s per run; each
+libmicrohttpd event loop per core, connections suspended while their fsync runs, one
+committer whose fsync covers everything written before it), wrk with 2 threads and 32 connections on loopback, 10 s per run; each
 collector run is followed by nginx with the same wrk command.
 
 | figure | Strata | baseline | ratio | target |

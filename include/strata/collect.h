@@ -105,7 +105,7 @@ typedef struct st_evlog_opts {
     int zstd_level;             /* 0 = 3 */
     size_t max_pending_bytes;   /* appends beyond this wait in memory -> ST_ERR_LIMIT (0 = 64 MiB) */
     uint64_t min_free_bytes;    /* refuse appends when the disk has less free (0 = no check) */
-    int commit_threads;         /* fsyncs in flight at once, one per committer thread (0 = 4) */
+    int commit_threads;         /* fsyncs in flight at once, one per committer thread (0 = 1) */
 } st_evlog_opts;
 
 typedef struct st_evlog_stats {

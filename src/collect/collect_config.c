@@ -47,7 +47,7 @@ static const int_opt log_ints[] = {
     {"zstd_level", 3, 1, 19, L_ZSTD_LEVEL},
     {"max_pending_bytes", 64 << 20, 1 << 16, 1LL << 34, L_MAX_PENDING},
     {"min_free_bytes", 256 << 20, 0, 1LL << 50, L_MIN_FREE},
-    {"commit_threads", 4, 1, 16, L_COMMIT_THREADS}, /* fsyncs in flight at once */
+    {"commit_threads", 1, 1, 16, L_COMMIT_THREADS}, /* fsyncs in flight at once */
 };
 
 static void set_slot(st_collect_cfg *c, enum slot s, int64_t v)

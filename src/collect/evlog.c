@@ -797,7 +797,7 @@ st_rc st_evlog_open(const st_evlog_opts *opts, st_evlog **out, st_err *err)
     if (!l->o.max_pending_bytes)
         l->o.max_pending_bytes = 64u << 20;
     if (l->o.commit_threads <= 0)
-        l->o.commit_threads = 4;
+        l->o.commit_threads = 1;
     if (l->o.commit_threads > EVLOG_MAX_COMMITTERS)
         l->o.commit_threads = EVLOG_MAX_COMMITTERS;
     pthread_mutex_init(&l->mu, NULL);
