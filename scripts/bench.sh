@@ -225,9 +225,10 @@ $DEMO_TIME
   (dedupe, surrogate keys, row hashes), then overwrites; "lean" computes
   only the windowed intervals and overwrites. Since the merge reads only the
   rows of the affected keys (docs/silver.md), the speed-up against the lean
-  baseline has been 5.9x-7.7x across runs on this machine (earlier code:
+  baseline has been 5.7x-7.7x across runs on this machine (earlier code:
   3.6x-5.7x).
-- Loader: below its target, about 100K events per CPU second on one thread.
+- Loader: below its target, 74K-100K events per CPU second on one thread
+  across the recorded runs of this version (the machine's speed varies).
   Its profile now: Parquet writes of the four tables about 25%, PII
   encryption 8%, JSON 7%, staging inserts 7% (src/load/README.md).
 - Collector, single events: every answer waits for an fdatasync, which on a
