@@ -55,16 +55,9 @@ static st_extract_report *run(const char *proj, const char *sel, st_rc want)
 /* One value (text) of a query over bronze table `target` registered as b. */
 static char *bq(const char *proj, const char *target, const char *sql)
 {
-    st_engine *e = tu_engine();
     char *path = st_sprintf("%s/lake/bronze/%s", proj, target);
-    st_delta_snapshot *s = NULL;
-    TU_OK(st_delta_snapshot_load(e, path, -1, &s, &tu_err));
-    TU_OK(st_delta_register_view(e, "b", s, &tu_err));
-    char *out = NULL;
-    TU_OK(st_engine_query_str(e, sql, &out, &tu_err));
+    char *out = tu_delta_str(path, "b", sql);
     st_free(path);
-    st_delta_snapshot_free(s);
-    st_engine_close(e);
     return out ? out : st_strdup("NULL");
 }
 
@@ -161,16 +154,9 @@ static void test_ecb_incremental(void **state)
 /* One value of `sql` over lake table <layer>/<target> registered as b. */
 static char *lq(const char *proj, const char *layer, const char *target, const char *sql)
 {
-    st_engine *e = tu_engine();
     char *path = st_sprintf("%s/lake/%s/%s", proj, layer, target);
-    st_delta_snapshot *s = NULL;
-    TU_OK(st_delta_snapshot_load(e, path, -1, &s, &tu_err));
-    TU_OK(st_delta_register_view(e, "b", s, &tu_err));
-    char *out = NULL;
-    TU_OK(st_engine_query_str(e, sql, &out, &tu_err));
+    char *out = tu_delta_str(path, "b", sql);
     st_free(path);
-    st_delta_snapshot_free(s);
-    st_engine_close(e);
     return out ? out : st_strdup("NULL");
 }
 

@@ -94,37 +94,23 @@ static char *my_str(const char *sql)
  * `where` applied and `render` a DuckDB expression per row. */
 static char *bronze_sum(const char *proj, const char *target, const char *render, const char *where)
 {
-    st_engine *e = tu_engine();
     char *path = st_sprintf("%s/lake/bronze/%s", proj, target);
-    st_delta_snapshot *s = NULL;
-    TU_OK(st_delta_snapshot_load(e, path, -1, &s, &tu_err));
-    TU_OK(st_delta_register_view(e, "b", s, &tu_err));
     char *sql = st_sprintf("SELECT count(*) || '|' || coalesce(md5(string_agg(r, chr(10) ORDER BY r)), '')"
                            " FROM (SELECT %s AS r FROM b %s)", render, where ? where : "");
-    char *out = NULL;
-    TU_OK(st_engine_query_str(e, sql, &out, &tu_err));
+    char *out = tu_delta_str(path, "b", sql);
     st_free(sql);
     st_free(path);
-    st_delta_snapshot_free(s);
-    st_engine_close(e);
     return out;
 }
 
 /* The text of `expr` over bronze table `target` (one row expected). */
 static char *bronze_str(const char *proj, const char *target, const char *expr, const char *where)
 {
-    st_engine *e = tu_engine();
     char *path = st_sprintf("%s/lake/bronze/%s", proj, target);
-    st_delta_snapshot *s = NULL;
-    TU_OK(st_delta_snapshot_load(e, path, -1, &s, &tu_err));
-    TU_OK(st_delta_register_view(e, "b", s, &tu_err));
     char *sql = st_sprintf("SELECT string_agg(%s, ' || ') FROM b %s", expr, where ? where : "");
-    char *out = NULL;
-    TU_OK(st_engine_query_str(e, sql, &out, &tu_err));
+    char *out = tu_delta_str(path, "b", sql);
     st_free(sql);
     st_free(path);
-    st_delta_snapshot_free(s);
-    st_engine_close(e);
     return out;
 }
 
@@ -528,16 +514,9 @@ static void test_odbc(void **state)
 /* One value of `sql` over lake table <layer>/<target> registered as t. */
 static char *lake_q(const char *proj, const char *layer, const char *target, const char *sql)
 {
-    st_engine *e = tu_engine();
     char *path = st_sprintf("%s/lake/%s/%s", proj, layer, target);
-    st_delta_snapshot *s = NULL;
-    TU_OK(st_delta_snapshot_load(e, path, -1, &s, &tu_err));
-    TU_OK(st_delta_register_view(e, "t", s, &tu_err));
-    char *out = NULL;
-    TU_OK(st_engine_query_str(e, sql, &out, &tu_err));
+    char *out = tu_delta_str(path, "t", sql);
     st_free(path);
-    st_delta_snapshot_free(s);
-    st_engine_close(e);
     return out ? out : st_strdup("NULL");
 }
 

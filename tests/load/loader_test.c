@@ -200,17 +200,25 @@ static void test_late(void **state)
     env_close(&e);
 }
 
+/* Writes schemas/<name> under the test's project folder. */
+static void write_schema(env *e, const char *name, const char *yaml)
+{
+    char *sd = st_path_join(e->dir, "schemas");
+    TU_OK(st_mkdirs(sd, &tu_err));
+    char *f = st_path_join(sd, name);
+    TU_OK(st_file_write_atomic(f, yaml, strlen(yaml), &tu_err));
+    st_free(f);
+    st_free(sd);
+}
+
 static void test_quarantine(void **state)
 {
     (void)state;
     env e;
     env_open(&e, "loader: {schemas_dir: schemas}\n");
-    char *sd = st_path_join(e.dir, "schemas");
-    TU_OK(st_mkdirs(sd, &tu_err));
-    char *f = st_path_join(sd, "orders.yml");
     const char *y = "family: orders\nevent_type: order_placed\nversion: 1\nfields:\n"
                     "  amount: {type: double, required: true}\n  qty: long\n";
-    TU_OK(st_file_write_atomic(f, y, strlen(y), &tu_err));
+    write_schema(&e, "orders.yml", y);
     char t[32], ev[512];
     now_rfc(-5, t);
     struct { const char *json; const char *reason; } cases[] = {
@@ -272,8 +280,6 @@ static void test_quarantine(void **state)
     r = qstr(&e, "SELECT _extra FROM bronze_orders WHERE event_id = 'ok1'");
     assert_string_equal(r, "{\"payload\":{\"zz\":1}}");
     st_free(r);
-    st_free(f);
-    st_free(sd);
     env_close(&e);
 }
 
@@ -482,13 +488,10 @@ static void test_tricky_records(void **state)
     (void)state;
     env e;
     env_open(&e, "loader: {schemas_dir: schemas}\n");
-    char *sd = st_path_join(e.dir, "schemas");
-    TU_OK(st_mkdirs(sd, &tu_err));
-    char *f = st_path_join(sd, "orders.yml");
     const char *y = "family: orders\nevent_type: order_placed\nversion: 1\nfields:\n"
                     "  amount: {type: double, required: true}\n  qty: long\n  note: string\n"
                     "  meta: json\n";
-    TU_OK(st_file_write_atomic(f, y, strlen(y), &tu_err));
+    write_schema(&e, "orders.yml", y);
     char deep[400];
     size_t n = 0;
     for (int i = 0; i < 80; i++)
@@ -530,8 +533,6 @@ static void test_tricky_records(void **state)
         st_free(r);
         st_free(sql);
     }
-    st_free(f);
-    st_free(sd);
     env_close(&e);
 }
 

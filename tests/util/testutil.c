@@ -241,3 +241,16 @@ char *tu_lake_str(const char *lake, const char *sql)
     st_engine_close(eng);
     return v;
 }
+
+char *tu_delta_str(const char *path, const char *view, const char *sql)
+{
+    st_engine *e = tu_engine();
+    st_delta_snapshot *s = NULL;
+    TU_OK(st_delta_snapshot_load(e, path, -1, &s, &tu_err));
+    TU_OK(st_delta_register_view(e, view, s, &tu_err));
+    char *out = NULL;
+    TU_OK(st_engine_query_str(e, sql, &out, &tu_err));
+    st_delta_snapshot_free(s);
+    st_engine_close(e);
+    return out;
+}

@@ -46,6 +46,9 @@ st_engine *tu_mount_events(const char *lake);
  * The string is OWNED. */
 int64_t tu_lake_i64(const char *lake, const char *sql);
 char *tu_lake_str(const char *lake, const char *sql);
+/* One value of sql with the Delta table at path registered as view; OWNED,
+ * NULL for SQL NULL.  Fails the test on error. */
+char *tu_delta_str(const char *path, const char *view, const char *sql);
 /* Opens an in-memory engine or fails the test. */
 st_engine *tu_engine(void);
 /* Fails the test with err's message when rc != ST_OK. */
