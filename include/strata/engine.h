@@ -25,6 +25,10 @@ typedef struct st_engine_opts {
 /* @param[in] opts may be NULL for an in-memory engine with defaults.
  * @param[out] out OWNED, close with st_engine_close. */
 st_rc st_engine_open(const st_engine_opts *opts, st_engine **out, st_err *err);
+/* A second connection to parent's database, for queries on another thread
+ * (DuckDB runs a query on the thread that calls it).  Close it before the
+ * parent. */
+st_rc st_engine_connect(st_engine *parent, st_engine **out, st_err *err);
 void st_engine_close(st_engine *e);
 /* BORROWED: valid until st_engine_close. */
 duckdb_connection st_engine_conn(st_engine *e);

@@ -142,6 +142,13 @@ st_rc st_keystore_decrypt(st_keystore *ks, const char *subject, const char *enc,
  * given to st_keystore_set_hash_secret), 64 hex chars appended to out. */
 st_rc st_keystore_hash(st_keystore *ks, const char *text, size_t len, st_buf *out);
 void st_keystore_set_hash_secret(st_keystore *ks, const char *secret);
+/* Deferred key creation: new subject keys are kept in memory until
+ * st_keystore_flush stores them, all in one transaction.  Flush before
+ * committing anything encrypted with them.  A flush that finds a key made
+ * or destroyed elsewhere meanwhile fails with ST_ERR_CONFLICT and forgets
+ * its keys (encrypt again). */
+void st_keystore_defer(st_keystore *ks, bool on);
+st_rc st_keystore_flush(st_keystore *ks, st_err *err);
 /* Destroys the subject's key (crypto-shredding).  *out_found (may be NULL)
  * tells whether a key existed. */
 st_rc st_keystore_destroy(st_keystore *ks, const char *subject, bool *out_found, st_err *err);
@@ -159,6 +166,8 @@ typedef struct st_loader_cfg {
     int64_t interval_ms;       /* serve: run a pass at least this often (2000) */
     int64_t dedup_window_days; /* 7 */
     int64_t late_horizon_s;    /* event_time older than received_at minus this -> _late (172800) */
+    int64_t stage_threads;     /* threads staging a batch and committing its tables:
+                                  1 or 2; 0 = 2 when there are two cores */
     bool write_raw;            /* write <lake>/raw/events (true) */
     bool enabled;              /* serve runs the loader thread (true) */
     char *master_key_env;      /* "STRATA_MASTER_KEY" */

@@ -13,6 +13,7 @@
 struct st_engine {
     duckdb_database db;
     duckdb_connection conn;
+    bool shared_db;            /* a second connection: the database is the parent's */
 };
 
 st_rc st_engine_open(const st_engine_opts *opts, st_engine **out, st_err *err)
@@ -64,13 +65,32 @@ fail:
     return rc;
 }
 
+st_rc st_engine_connect(st_engine *parent, st_engine **out, st_err *err)
+{
+    st_engine *e = st_calloc(1, sizeof *e);
+    if (!e)
+        return st_fail(err, ST_ERR_NOMEM, "out of memory");
+    e->db = parent->db;
+    e->shared_db = true;
+    st_rc rc = ST_OK;
+    if (duckdb_connect(e->db, &e->conn) == DuckDBError)
+        rc = st_fail(err, ST_ERR_ENGINE, "duckdb: connect failed");
+    rc = rc ? rc : st_engine_exec(e, "SET TimeZone='UTC'", err);
+    if (rc) {
+        st_engine_close(e);
+        return rc;
+    }
+    *out = e;
+    return ST_OK;
+}
+
 void st_engine_close(st_engine *e)
 {
     if (!e)
         return;
     if (e->conn)
         duckdb_disconnect(&e->conn);
-    if (e->db)
+    if (e->db && !e->shared_db)
         duckdb_close(&e->db);
     st_free(e);
 }

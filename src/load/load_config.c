@@ -23,6 +23,7 @@ static const int_opt loader_ints[] = {
     {"interval_ms", 2000, 10, 3600000, offsetof(st_loader_cfg, interval_ms)},
     {"dedup_window_days", 7, 0, 3650, offsetof(st_loader_cfg, dedup_window_days)},
     {"late_horizon_s", 172800, 0, 3650LL * 86400, offsetof(st_loader_cfg, late_horizon_s)},
+    {"stage_threads", 0, 0, 2, offsetof(st_loader_cfg, stage_threads)},
 };
 
 static char *resolve(const char *base, const char *p)
@@ -218,7 +219,8 @@ st_rc st_loader_cfg_load(const st_cfg *root, const char *base_dir, st_loader_cfg
                          st_err *err)
 {
     static const char *const keys[] = {"batch_events", "interval_ms", "dedup_window_days",
-                                       "late_horizon_s", "write_raw", "schemas_dir", "enabled", NULL};
+                                       "late_horizon_s", "stage_threads", "write_raw",
+                                       "schemas_dir", "enabled", NULL};
     st_loader_cfg *c = st_calloc(1, sizeof *c);
     if (!c)
         return st_fail(err, ST_ERR_NOMEM, "out of memory");

@@ -3,15 +3,16 @@
  * <lake>/bronze/<family> and <lake>/bronze/_quarantine.
  *
  * One step reads up to batch_events records from the checkpointed log
- * position.  Each record is parsed (jansson), matched to its schema in the
- * registry (registry.c), type-checked, run through the PII policy (pii.c,
- * redact.c) and appended to a DuckDB staging table per target.  Duplicates
- * are dropped within the batch (a map of ids) and against bronze (dedup.c
- * hash runs on disk per family and event date, a hit confirmed by a query
- * on bronze).
+ * position.  Each record is parsed (fastjson.c), matched to its schema in
+ * the registry (registry.c), type-checked, run through the PII policy
+ * (pii.c, redact.c) and staged into DuckDB data chunks per target
+ * (columns.c), by two workers at once (see struct worker).  Duplicates are
+ * dropped within the batch (a map of ids, in log order) and against bronze
+ * (dedup.c hash runs on disk per family and event date, a hit confirmed by
+ * a query on bronze).
  * Each non-empty target is then committed as one Delta transaction carrying
- * txn(appId "loader", version = sequence number after the batch); the raw
- * table last.  Only then the checkpoint moves in the state database.
+ * txn(appId "loader", version = sequence number after the batch), two
+ * tables at a time.  Only then the checkpoint moves in the state database.
  *
  * After a crash between commits, the tables that committed the batch record a
  * txn version beyond the checkpoint; the first batch after a restart is cut
@@ -37,7 +38,11 @@
 #include <unistd.h>
 
 #define APP_ID "loader"
-#define READ_CHUNK 1024
+#define READ_CHUNK 4096        /* records read, then staged, in one round */
+#define SPLIT_MIN 256          /* fewer records in a round: one worker stages them */
+#define MAX_WORKERS 2
+#define STAGE_FN "strata_stage"
+enum { STAGE_RAW, STAGE_Q, STAGE_FAM0 };
 #define QUARANTINE_SUBJECT "_quarantine"
 #define NO_SUBJECT "_nosubject"
 
@@ -71,10 +76,7 @@ typedef struct fam {
     char *path;
     st_bcol *cols;
     size_t n_cols;
-    st_pii_action *actions;    /* per column, resolved */
-    duckdb_appender app;
-    st_rows st;                /* app's rows, a chunk at a time (columns.c) */
-    size_t n_rows;
+    size_t n_rows;             /* rows of this batch that survived the dedup pass */
     st_map *batch_ids;         /* event_id -> non-NULL, this batch */
     st_dedup *dd;              /* hash runs per event date (dedup.c) */
     st_buf candidates;         /* SQL list of ids that hit a run */
@@ -83,13 +85,58 @@ typedef struct fam {
     size_t n_cand_days;        /* > 16: no pruning */
     int32_t last_day;          /* the date whose runs were mapped last (cache) */
     bool last_day_ok;
-    const st_schema *plan_s;   /* the schema plan_fld/plan_act were computed for */
-    int *plan_fld;             /* per column: index of s's field, -1 for none */
-    st_pii_action *plan_act;   /* per column: resolved PII action */
     pending_id *pend;          /* ids appended this batch */
     size_t n_pend, cap_pend;
     bool exists;
 } fam;
+
+/* A worker's share of a family's batch. */
+typedef struct wfam {
+    st_rows st;                /* its bronze rows (columns.c) */
+    const st_schema *plan_s;   /* the schema plan_fld/plan_act were computed for */
+    int *plan_fld;             /* per column: index of s's field, -1 for none */
+    st_pii_action *plan_act;   /* per column: resolved PII action */
+} wfam;
+
+/* A bronze row a worker staged, waiting for the dedup pass. */
+typedef struct staged {
+    uint64_t h;                /* st_id_hash of the event_id */
+    uint32_t row;              /* its number in the worker's rows of the family */
+    uint32_t id_off;           /* the event_id in the worker's ids */
+    int32_t day;               /* event date */
+    uint32_t fam;
+    bool late;
+} staged;
+
+/*
+ * Staging is split between workers (the loader's thread and one helper):
+ * each round of records read from the log is cut in two contiguous halves,
+ * each staged into the worker's own chunks; parsing, validation, the PII
+ * policy and building the rows are independent per record.  Deduplication
+ * needs the log order, so it runs after both halves, in order, on the
+ * loader's thread (dedup_pass): a duplicate's staged row is then dropped.
+ */
+typedef struct worker {
+    struct st_loader *l;
+    st_fj j;                   /* the record being staged (fastjson.c) */
+    st_buf a, b, c;            /* scratch */
+    uint8_t *mark;             /* per node of j: consumed by a schema path (_extra) */
+    size_t n_mark;
+    int *fnode;                /* per field of the record's schema: its node in j,
+                                  FNODE_TYPE for the event type (validate -> bronze_row) */
+    size_t n_fnode;
+    st_rows raw_st, q_st;
+    size_t raw_rows, q_rows;
+    wfam *wf;                  /* per family */
+    staged *acc;               /* this round's bronze rows, in log order */
+    size_t n_acc, cap_acc;
+    st_buf ids;                /* their event_ids, NUL-terminated */
+    int64_t quarantined;
+    const st_evlog_rec *recs;  /* this round's share */
+    size_t n_recs;
+    st_rc rc;
+    st_err err;
+} worker;
 
 struct st_loader {
     const st_loader_cfg *cfg;
@@ -102,8 +149,6 @@ struct st_loader {
     char *raw_path, *q_path;
     char *dedup_root;          /* <state dir>/dedup */
     bool raw_exists, q_exists;
-    duckdb_appender raw_app, q_app;
-    st_rows raw_st, q_st;      /* their rows, a chunk at a time (columns.c) */
     size_t raw_rows, q_rows;
     _Atomic uint64_t position; /* checkpoint; read by the lag gauge from other threads */
     uint64_t replay_end;       /* > position: cut the next batch here */
@@ -111,13 +156,20 @@ struct st_loader {
     _Atomic bool has_limit;
     st_evlog_reader *reader;
     st_kafka_src *ksrc;        /* Kafka mode: read from here instead (kafka_src.c) */
-    st_buf a, b, c;            /* scratch */
-    st_fj j;                   /* the record being loaded (fastjson.c) */
-    uint8_t *mark;             /* per node of j: consumed by a schema path (_extra) */
-    size_t n_mark;
-    int *fnode;                /* per field of the record's schema: its node in j,
-                                  FNODE_TYPE for the event type (validate -> bronze_row) */
-    size_t n_fnode;
+    st_evlog_rec *recs;        /* a round's records */
+    worker wk[MAX_WORKERS];
+    size_t n_wk;
+    st_stages stages;          /* raw, quarantine, then the families: scanned by STAGE_FN */
+    st_engine *eng2;           /* a second connection: the other commit lane */
+    /* the helper thread: runs help_fn(help_arg) for each new go */
+    pthread_t helper;
+    bool helper_on;
+    pthread_mutex_t hmu;
+    pthread_cond_t hcv;
+    unsigned go, done;
+    bool hstop;
+    void (*help_fn)(void *);
+    void *help_arg;
     int64_t now_us;
     char batch_id[48];
 };
@@ -277,33 +329,98 @@ static void fam_clear(fam *f)
     st_free(f->name);
     st_free(f->path);
     st_free(f->cols);
-    st_free(f->actions);
-    st_rows_close(&f->st);
-    if (f->app)
-        duckdb_appender_destroy(&f->app);
     st_map_free(f->batch_ids);
     st_dedup_close(f->dd);
-    st_free(f->plan_fld);
-    st_free(f->plan_act);
     st_buf_free(&f->candidates);
     st_free(f->pend);
+}
+
+static void worker_clear(worker *w, size_t n_fams)
+{
+    st_fj_free(&w->j);
+    st_buf_free(&w->a);
+    st_buf_free(&w->b);
+    st_buf_free(&w->c);
+    st_buf_free(&w->ids);
+    st_free(w->mark);
+    st_free(w->fnode);
+    st_rows_close(&w->raw_st);
+    st_rows_close(&w->q_st);
+    for (size_t i = 0; w->wf && i < n_fams; i++) {
+        st_rows_close(&w->wf[i].st);
+        st_free(w->wf[i].plan_fld);
+        st_free(w->wf[i].plan_act);
+    }
+    st_free(w->wf);
+    st_free(w->acc);
+}
+
+static void *helper_main(void *p)
+{
+    st_loader *l = p;
+    pthread_mutex_lock(&l->hmu);
+    for (;;) {
+        while (l->go == l->done && !l->hstop)
+            pthread_cond_wait(&l->hcv, &l->hmu);
+        if (l->hstop)
+            break;
+        pthread_mutex_unlock(&l->hmu);
+        l->help_fn(l->help_arg);
+        pthread_mutex_lock(&l->hmu);
+        l->done = l->go;
+        pthread_cond_broadcast(&l->hcv);
+    }
+    pthread_mutex_unlock(&l->hmu);
+    return NULL;
+}
+
+/* Runs fn(a) on the helper thread and fn(b) on this one; returns when both
+ * are done.  Without a helper, one after the other. */
+static void run_pair(st_loader *l, void (*fn)(void *), void *a, void *b)
+{
+    if (!l->helper_on) {
+        fn(b);
+        fn(a);
+        return;
+    }
+    pthread_mutex_lock(&l->hmu);
+    l->help_fn = fn;
+    l->help_arg = a;
+    l->go++;
+    pthread_cond_broadcast(&l->hcv);
+    pthread_mutex_unlock(&l->hmu);
+    fn(b);
+    pthread_mutex_lock(&l->hmu);
+    while (l->done != l->go)
+        pthread_cond_wait(&l->hcv, &l->hmu);
+    pthread_mutex_unlock(&l->hmu);
 }
 
 void st_loader_close(st_loader *l)
 {
     if (!l)
         return;
+    if (l->helper_on) {
+        pthread_mutex_lock(&l->hmu);
+        l->hstop = true;
+        pthread_cond_broadcast(&l->hcv);
+        pthread_mutex_unlock(&l->hmu);
+        pthread_join(l->helper, NULL);
+        pthread_mutex_destroy(&l->hmu);
+        pthread_cond_destroy(&l->hcv);
+    }
+    for (size_t w = 0; w < l->n_wk; w++)
+        worker_clear(&l->wk[w], l->n_fams);
+    for (size_t i = 0; i < l->stages.n; i++)
+        st_stage_clear(&l->stages.v[i]);
+    st_free(l->stages.v);
     for (size_t i = 0; i < l->n_fams; i++)
         fam_clear(&l->fams[i]);
     st_free(l->fams);
-    st_rows_close(&l->raw_st);
-    st_rows_close(&l->q_st);
-    if (l->raw_app)
-        duckdb_appender_destroy(&l->raw_app);
-    if (l->q_app)
-        duckdb_appender_destroy(&l->q_app);
+    st_free(l->recs);
     st_evlog_reader_close(l->reader);
     st_kafka_src_close(l->ksrc);
+    st_engine_close(l->eng2);
     st_engine_close(l->eng);
     st_keystore_close(l->ks);
     st_registry_free(l->reg);
@@ -311,42 +428,63 @@ void st_loader_close(st_loader *l)
     st_free(l->raw_path);
     st_free(l->q_path);
     st_free(l->dedup_root);
-    st_buf_free(&l->a);
-    st_buf_free(&l->b);
-    st_buf_free(&l->c);
-    st_fj_free(&l->j);
-    st_free(l->mark);
-    st_free(l->fnode);
     st_free(l);
 }
 
-static st_rc stage_sql(st_loader *l, const char *stage, const char *ddl, st_err *err)
+/* The staged rows of a stage for worker w. */
+static st_rows *rows_of(worker *w, size_t stage)
 {
+    return stage == STAGE_RAW ? &w->raw_st : stage == STAGE_Q ? &w->q_st
+                                                              : &w->wf[stage - STAGE_FAM0].st;
+}
+
+/* Names and types of stage idx from the table's DDL (timestamps are staged
+ * as plain TIMESTAMP, made TIMESTAMPTZ by select_of), and fresh rows for
+ * every worker. */
+static st_rc stage_open(st_loader *l, size_t idx, const char *ddl, st_err *err)
+{
+    st_stage *sg = &l->stages.v[idx];
+    st_stage_clear(sg);
     st_delta_schema *s = NULL;
-    st_rc rc = ddl_schema(ddl, &s, err);
+    st_rc rc = ddl ? ddl_schema(ddl, &s, err) : st_fail(err, ST_ERR_NOMEM, "out of memory");
     if (rc)
         return rc;
-    st_buf b;
-    st_buf_init(&b, 0);
-    st_buf_printf(&b, "CREATE OR REPLACE TEMP TABLE %s (", stage);
-    for (size_t i = 0; i < s->n_fields; i++) {
+    sg->names = st_calloc(s->n_fields + 1, sizeof *sg->names);
+    sg->types = st_calloc(s->n_fields + 1, sizeof *sg->types);
+    if (!sg->names || !sg->types)
+        rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; rc == ST_OK && i < s->n_fields; i++) {
         const st_dfield *f = &s->fields[i];
-        /* the appender writes plain timestamps; the write casts to TIMESTAMPTZ */
-        const char *t = f->type.kind == ST_DT_TIMESTAMP ? "TIMESTAMP" : NULL;
-        char *ts = t ? NULL : st_delta_type_sql(&f->type);
-        st_buf_printf(&b, "%s\"%s\" %s", i ? ", " : "", f->name, t ? t : ts);
-        st_free(ts);
+        switch (f->type.kind) {
+        case ST_DT_STRING: sg->types[i] = DUCKDB_TYPE_VARCHAR; break;
+        case ST_DT_LONG: sg->types[i] = DUCKDB_TYPE_BIGINT; break;
+        case ST_DT_DOUBLE: sg->types[i] = DUCKDB_TYPE_DOUBLE; break;
+        case ST_DT_BOOLEAN: sg->types[i] = DUCKDB_TYPE_BOOLEAN; break;
+        case ST_DT_TIMESTAMP: sg->types[i] = DUCKDB_TYPE_TIMESTAMP; break;
+        case ST_DT_DATE: sg->types[i] = DUCKDB_TYPE_DATE; break;
+        default:
+            rc = st_fail(err, ST_ERR_INVALID, "staging: column %s: type not staged", f->name);
+            continue;
+        }
+        if (!(sg->names[i] = st_strdup(f->name)))
+            rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+        sg->n_cols = i + 1;
     }
-    st_buf_puts(&b, ")");
-    rc = st_engine_exec(l->eng, b.data, err);
-    st_buf_free(&b);
     st_delta_schema_free(s);
+    for (size_t w = 0; rc == ST_OK && w < l->n_wk; w++) {
+        st_rows *r = rows_of(&l->wk[w], idx);
+        st_rows_close(r);
+        rc = st_rows_open(r, sg->types, sg->n_cols, err);
+        sg->parts[w] = r;
+        sg->n_parts = w + 1;
+    }
     return rc;
 }
 
-/* SELECT over a staging table with timestamps as TIMESTAMPTZ and the batch
- * id (not known while staging) as a constant: cheaper than an UPDATE. */
-static char *select_of(const char *stage, const char *ddl, const char *batch_id)
+/* SELECT over a stage with timestamps as TIMESTAMPTZ and the batch id (not
+ * known while staging) as a constant; without_dups leaves out the ids in
+ * the connection's dup_ids (confirm_dups). */
+static char *select_of(size_t stage, const char *ddl, const char *batch_id, bool without_dups)
 {
     st_delta_schema *s = NULL;
     if (ddl_schema(ddl, &s, NULL))
@@ -367,7 +505,9 @@ static char *select_of(const char *stage, const char *ddl, const char *batch_id)
         else
             st_buf_printf(&b, "%s\"%s\"", i ? ", " : "", f->name);
     }
-    st_buf_printf(&b, " FROM %s", stage);
+    st_buf_printf(&b, " FROM " STAGE_FN "(%zu)", stage);
+    if (without_dups)
+        st_buf_puts(&b, " WHERE event_id NOT IN (SELECT event_id FROM dup_ids)");
     st_delta_schema_free(s);
     return st_buf_take(&b);
 }
@@ -423,10 +563,19 @@ st_rc st_loader_open(const st_loader_cfg *cfg, st_loader **out, st_err *err)
     if (!l)
         return st_fail(err, ST_ERR_NOMEM, "out of memory");
     l->cfg = cfg;
-    st_buf_init(&l->a, 0);
-    st_buf_init(&l->b, 0);
-    st_buf_init(&l->c, 0);
-    st_fj_init(&l->j);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    l->n_wk = cfg->stage_threads > 0 ? (size_t)cfg->stage_threads : ncpu >= 2 ? MAX_WORKERS : 1;
+    if (l->n_wk > MAX_WORKERS)
+        l->n_wk = MAX_WORKERS;
+    for (size_t w = 0; w < l->n_wk; w++) {
+        worker *wk = &l->wk[w];
+        wk->l = l;
+        st_buf_init(&wk->a, 0);
+        st_buf_init(&wk->b, 0);
+        st_buf_init(&wk->c, 0);
+        st_buf_init(&wk->ids, 0);
+        st_fj_init(&wk->j);
+    }
     uint8_t mk[32];
     st_rc rc = st_state_open(cfg->state_path, &l->state, err);
     rc = rc ? rc : st_load_state_migrate(l->state, err);
@@ -437,6 +586,7 @@ st_rc st_loader_open(const st_loader_cfg *cfg, st_loader **out, st_err *err)
         goto fail;
     if (cfg->hash_secret_env && getenv(cfg->hash_secret_env))
         st_keystore_set_hash_secret(l->ks, getenv(cfg->hash_secret_env));
+    st_keystore_defer(l->ks, true);   /* the batch's new keys: one transaction */
     rc = st_registry_new(&l->reg, err);
     rc = rc ? rc : st_registry_load_dir(l->reg, cfg->schemas_dir, err);
     for (size_t i = 0; rc == ST_OK && i < cfg->n_families; i++)
@@ -450,6 +600,9 @@ st_rc st_loader_open(const st_loader_cfg *cfg, st_loader **out, st_err *err)
      * and in `serve` the other core is the collector's */
     st_engine_opts eo = {.threads = 1};
     rc = st_engine_open(&eo, &l->eng, err);
+    /* the second commit lane writes other tables of the batch meanwhile */
+    if (rc == ST_OK && l->n_wk > 1)
+        rc = st_engine_connect(l->eng, &l->eng2, err);
     if (rc)
         goto fail;
     rc = load_checkpoint(l, err);
@@ -475,7 +628,13 @@ st_rc st_loader_open(const st_loader_cfg *cfg, st_loader **out, st_err *err)
     const char *const *names;
     size_t nf = st_registry_families(l->reg, &names);
     l->fams = st_calloc(nf ? nf : 1, sizeof *l->fams);
-    if (!l->fams) {
+    l->stages.v = st_calloc(STAGE_FAM0 + nf, sizeof *l->stages.v);
+    l->stages.n = l->stages.v ? STAGE_FAM0 + nf : 0;
+    l->recs = st_calloc(READ_CHUNK, sizeof *l->recs);
+    bool wf_ok = true;
+    for (size_t w = 0; w < l->n_wk; w++)
+        wf_ok = (l->wk[w].wf = st_calloc(nf ? nf : 1, sizeof *l->wk[w].wf)) && wf_ok;
+    if (!l->fams || !l->stages.v || !l->recs || !wf_ok) {
         rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -499,12 +658,14 @@ st_rc st_loader_open(const st_loader_cfg *cfg, st_loader **out, st_err *err)
         rc = st_registry_columns(l->reg, f->name, &f->cols, &f->n_cols, err);
         if (rc)
             goto fail;
-        f->actions = st_calloc(f->n_cols + 1, sizeof *f->actions);
-        f->plan_fld = st_calloc(f->n_cols + 1, sizeof *f->plan_fld);
-        f->plan_act = st_calloc(f->n_cols + 1, sizeof *f->plan_act);
-        if (!f->actions || !f->plan_fld || !f->plan_act) {
-            rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
-            goto fail;
+        for (size_t w = 0; w < l->n_wk; w++) {
+            wfam *wf = &l->wk[w].wf[i];
+            wf->plan_fld = st_calloc(f->n_cols + 1, sizeof *wf->plan_fld);
+            wf->plan_act = st_calloc(f->n_cols + 1, sizeof *wf->plan_act);
+            if (!wf->plan_fld || !wf->plan_act) {
+                rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
+                goto fail;
+            }
         }
         rc = table_app_version(l->eng, f->path, &v, err);
         if (rc)
@@ -521,6 +682,21 @@ st_rc st_loader_open(const st_loader_cfg *cfg, st_loader **out, st_err *err)
         st_info("loader: replaying log records %llu..%llu (a batch committed to some tables "
                 "before a stop)", (unsigned long long)l->position, (unsigned long long)replay);
         l->replay_end = replay;
+    }
+    /* the function goes to the catalog: both connections see it */
+    rc = st_stage_register(st_engine_conn(l->eng), STAGE_FN, &l->stages, err);
+    if (rc)
+        goto fail;
+    if (l->n_wk > 1) {
+        pthread_mutex_init(&l->hmu, NULL);
+        pthread_cond_init(&l->hcv, NULL);
+        if (pthread_create(&l->helper, NULL, helper_main, l)) {
+            pthread_mutex_destroy(&l->hmu);
+            pthread_cond_destroy(&l->hcv);
+            rc = st_fail(err, ST_ERR_IO, "loader: cannot start a staging thread");
+            goto fail;
+        }
+        l->helper_on = true;
     }
     if (l->ksrc) {
         rc = l->replay_end ? st_kafka_src_replay(l->ksrc, l->replay_end, err) : ST_OK;
@@ -711,12 +887,13 @@ static bool envelope_json(const st_fj *j, st_buf *out)
 }
 
 /* j is NULL when the record is not a JSON object. */
-static st_rc quarantine(st_loader *l, uint64_t seq, const char *data, size_t len, const rec_t *r,
+static st_rc quarantine(worker *w, uint64_t seq, const char *data, size_t len, const rec_t *r,
                         const char *reason, const char *schema_ref, st_err *err)
 {
+    st_loader *l = w->l;
     const st_fj *j = r->j;
     (void)seq;
-    st_rows *a = &l->q_st;
+    st_rows *a = &w->q_st;
     const char *subject = str_of(r, K_SUBJECT_ID);
     char ver[32] = "";
     int64_t rcv = l->now_us;
@@ -729,14 +906,14 @@ static st_rc quarantine(st_loader *l, uint64_t seq, const char *data, size_t len
     const char *family = str_of(r, K_FAMILY);
     if (etype && family && !strncmp(etype, family, strlen(family)) && etype[strlen(family)] == '.')
         etype += strlen(family) + 1;
-    bool has_env = envelope_json(j, &l->c);
-    st_buf_reset(&l->a);
+    bool has_env = envelope_json(j, &w->c);
+    st_buf_reset(&w->a);
     st_rc rc = st_keystore_encrypt(l->ks, subject && *subject ? subject : QUARANTINE_SUBJECT,
-                                   data, len, &l->a, err);
+                                   data, len, &w->a, err);
     if (rc == ST_ERR_NOTFOUND) {
         /* the subject was erased: keep the reason, not the content */
         st_err_clear(err);
-        st_buf_reset(&l->a);
+        st_buf_reset(&w->a);
         rc = ST_OK;
     } else if (rc) {
         return rc;
@@ -751,20 +928,22 @@ static st_rc quarantine(st_loader *l, uint64_t seq, const char *data, size_t len
     st_rows_date(a, day_of_us(rcv));
     st_rows_cstr(a, reason);
     st_rows_cstr(a, schema_ref);
-    st_rows_cstr(a, has_env ? l->c.data : NULL);
-    st_rows_cstr(a, l->a.len ? l->a.data : NULL);
+    st_rows_cstr(a, has_env ? w->c.data : NULL);
+    st_rows_cstr(a, w->a.len ? w->a.data : NULL);
     st_rows_cstr(a, l->batch_id);
     app_ts(a, true, l->now_us);
     rc = st_rows_end(a, "quarantine", err);
     if (rc)
         return rc;
-    l->q_rows++;
+    w->q_rows++;
+    w->quarantined++;
     return ST_OK;
 }
 
-static st_rc raw_row(st_loader *l, uint64_t seq, size_t len, const rec_t *r, st_err *err)
+static st_rc raw_row(worker *w, uint64_t seq, size_t len, const rec_t *r, st_err *err)
 {
-    st_rows *a = &l->raw_st;
+    st_loader *l = w->l;
+    st_rows *a = &w->raw_st;
     char ver[32] = "";
     version_text(r, ver);
     int64_t et = 0, etc = 0, rcv = l->now_us;
@@ -791,7 +970,7 @@ static st_rc raw_row(st_loader *l, uint64_t seq, size_t len, const rec_t *r, st_
     st_rc rc = st_rows_end(a, "raw", err);
     if (rc)
         return rc;
-    l->raw_rows++;
+    w->raw_rows++;
     return ST_OK;
 }
 
@@ -868,7 +1047,7 @@ static st_rc seed_day(st_loader *l, fam *f, int32_t day, st_err *err)
 /* Converts one field value per its type.  Appends the value (or NULL) to
  * the appender and returns ST_ERR_INVALID with *why filled on a type error.
  * v is a node of j, or -1 with etype set for a field fed by the event type. */
-static st_rc field_value(st_loader *l, const st_sfield *f, st_pii_action act, const st_fj *j,
+static st_rc field_value(worker *w, const st_sfield *f, st_pii_action act, const st_fj *j,
                          int v, const char *etype, const char *subject, st_rows *a,
                          char *why, size_t why_cap, st_err *err)
 {
@@ -913,18 +1092,18 @@ static st_rc field_value(st_loader *l, const st_sfield *f, st_pii_action act, co
             text = st_fj_str(j, v);
             len = j->n[v].len;
         } else {
-            st_buf_reset(&l->c);
-            st_rc rc = etype ? st_fj_dump_str(&l->c, etype, strlen(etype)) : st_fj_dump(j, v, &l->c);
+            st_buf_reset(&w->c);
+            st_rc rc = etype ? st_fj_dump_str(&w->c, etype, strlen(etype)) : st_fj_dump(j, v, &w->c);
             if (rc)
                 return st_fail(err, rc, "field '%s': printing the JSON value", f->name);
-            text = l->c.data;
-            len = l->c.len;
+            text = w->c.data;
+            len = w->c.len;
         }
         st_rc rc = ST_OK;
-        st_buf_reset(&l->b);
+        st_buf_reset(&w->b);
         switch (act) {
         case ST_PII_ENCRYPT:
-            rc = st_keystore_encrypt(l->ks, subject ? subject : NO_SUBJECT, text, len, &l->b, err);
+            rc = st_keystore_encrypt(w->l->ks, subject ? subject : NO_SUBJECT, text, len, &w->b, err);
             if (rc == ST_ERR_NOTFOUND) {
                 /* erased subject: store nothing of theirs */
                 st_err_clear(err);
@@ -932,17 +1111,17 @@ static st_rc field_value(st_loader *l, const st_sfield *f, st_pii_action act, co
             }
             break;
         case ST_PII_HASH:
-            rc = st_keystore_hash(l->ks, text, len, &l->b);
+            rc = st_keystore_hash(w->l->ks, text, len, &w->b);
             break;
         case ST_PII_REDACT:
-            rc = st_redact(text, len, &l->b);
+            rc = st_redact(text, len, &w->b);
             break;
         default:
             return (st_rows_str(a, text, len), ST_OK);
         }
         if (rc)
             return err && err->code ? rc : st_fail(err, rc, "field '%s': applying the PII policy", f->name);
-        return (st_rows_str(a, l->b.data ? l->b.data : "", l->b.len), ST_OK);
+        return (st_rows_str(a, w->b.data ? w->b.data : "", w->b.len), ST_OK);
     }
     }
     snprintf(why, why_cap, "field '%s': expected %s, got %s", f->name, st_ftype_name(f->type), got);
@@ -1032,20 +1211,20 @@ static bool validate(const st_schema *s, const rec_t *r, const char *etype, int 
 
 /* Builds _extra into l->b: payload and context keys no field of s consumed,
  * redacted. */
-static st_rc extra_json(st_loader *l, const st_schema *s, const rec_t *r, bool *has, st_err *err)
+static st_rc extra_json(worker *w, const st_schema *s, const rec_t *r, bool *has, st_err *err)
 {
     const st_fj *j = r->j;
     *has = false;
     int parts[2] = {r->m[K_PAYLOAD], r->m[K_CONTEXT]};
     static const char *const names[2] = {"payload", "context"};
-    st_buf *x = &l->c;
+    st_buf *x = &w->c;
     st_buf_reset(x);
-    if (l->n_mark < j->n_nodes) {
-        uint8_t *nm = st_realloc(l->mark, j->n_nodes);
+    if (w->n_mark < j->n_nodes) {
+        uint8_t *nm = st_realloc(w->mark, j->n_nodes);
         if (!nm)
             return st_fail(err, ST_ERR_NOMEM, "out of memory");
-        l->mark = nm;
-        l->n_mark = j->n_nodes;
+        w->mark = nm;
+        w->n_mark = j->n_nodes;
     }
     st_rc rc = ST_OK;
     for (int p = 0; rc == ST_OK && p < 2; p++) {
@@ -1062,7 +1241,7 @@ static st_rc extra_json(st_loader *l, const st_schema *s, const rec_t *r, bool *
         /* the members the schema's paths resolve through: the value node a
          * key stands for is its last duplicate, as st_fj_get returns it */
         for (int m = obj + 1; m < (int)j->n[obj].end; m = st_fj_next(j, m))
-            l->mark[m] = 0;
+            w->mark[m] = 0;
         size_t nl = strlen(names[p]);
         for (size_t i = 0; i < s->n_fields; i++)
             for (size_t k = 0; k < s->fields[i].n_paths; k++) {
@@ -1072,12 +1251,12 @@ static st_rc extra_json(st_loader *l, const st_schema *s, const rec_t *r, bool *
                 int tm = top_member(j, obj, path + nl + 1, strlen(path + nl + 1));
                 /* an empty or 256-byte+ key never counted as consumed */
                 if (tm >= 0 && j->n[tm].key_len > 0 && j->n[tm].key_len < 256)
-                    l->mark[tm] = 1;
+                    w->mark[tm] = 1;
             }
         bool open = false;
         for (int m = obj + 1; rc == ST_OK && m < (int)j->n[obj].end; m = st_fj_next(j, m)) {
             int v = st_fj_member(j, obj, m);
-            if (v < 0 || l->mark[v])
+            if (v < 0 || w->mark[v])
                 continue;
             if (!open) {
                 rc = st_buf_puts(x, x->len ? ",\"" : "{\"");
@@ -1100,20 +1279,23 @@ static st_rc extra_json(st_loader *l, const st_schema *s, const rec_t *r, bool *
         return st_fail(err, rc, "_extra: printing");
     if (!x->len)
         return ST_OK;
-    st_buf_reset(&l->b);
-    rc = st_redact(x->data, x->len, &l->b);
+    st_buf_reset(&w->b);
+    rc = st_redact(x->data, x->len, &w->b);
     if (rc)
         return st_fail(err, rc, "_extra: redacting");
     *has = true;
     return ST_OK;
 }
 
-static st_rc bronze_row(st_loader *l, fam *f, const st_schema *s, const rec_t *r,
+static st_rc bronze_row(worker *w, size_t fi, const st_schema *s, const rec_t *r,
                         const char *etype, const char *ver, int64_t et, int32_t day,
                         const char *event_id, st_err *err)
 {
+    st_loader *l = w->l;
+    const fam *f = &l->fams[fi];
+    wfam *wf = &w->wf[fi];
     const st_fj *j = r->j;
-    st_rows *a = &f->st;
+    st_rows *a = &wf->st;
     int64_t etc = 0, rcv = l->now_us;
     bool has_etc = time_of(r, K_EVENT_TIME_CORRECTED, &etc);
     if (!time_of(r, K_RECEIVED_AT, &rcv))
@@ -1131,29 +1313,29 @@ static st_rc bronze_row(st_loader *l, fam *f, const st_schema *s, const rec_t *r
     app_ts(a, true, rcv);
     st_rows_date(a, day);
     char why[256];
-    if (f->plan_s != s) {
+    if (wf->plan_s != s) {
         /* which field feeds each column, and its action: once per schema,
          * not per event */
         for (size_t c = 0; c < f->n_cols; c++) {
-            f->plan_fld[c] = -1;
+            wf->plan_fld[c] = -1;
             for (size_t i = 0; i < s->n_fields; i++)
                 if (!strcmp(s->fields[i].column, f->cols[c].name))
-                    f->plan_fld[c] = (int)i;
-            if (f->plan_fld[c] >= 0)
-                f->plan_act[c] = resolve_action(l->cfg, f->name, &s->fields[f->plan_fld[c]]);
+                    wf->plan_fld[c] = (int)i;
+            if (wf->plan_fld[c] >= 0)
+                wf->plan_act[c] = resolve_action(l->cfg, f->name, &s->fields[wf->plan_fld[c]]);
         }
-        f->plan_s = s;
+        wf->plan_s = s;
     }
     for (size_t c = 0; c < f->n_cols; c++) {
-        const st_sfield *fld = f->plan_fld[c] >= 0 ? &s->fields[f->plan_fld[c]] : NULL;
+        const st_sfield *fld = wf->plan_fld[c] >= 0 ? &s->fields[wf->plan_fld[c]] : NULL;
         if (!fld) {
             st_rows_null(a);
             continue;
         }
-        int v = l->fnode[f->plan_fld[c]];
+        int v = w->fnode[wf->plan_fld[c]];
         bool from_type = v == FNODE_TYPE;
-        st_pii_action act = f->plan_act[c];
-        st_rc rc = field_value(l, fld, act, j, v, from_type ? etype : NULL, subject, a, why,
+        st_pii_action act = wf->plan_act[c];
+        st_rc rc = field_value(w, fld, act, j, v, from_type ? etype : NULL, subject, a, why,
                                sizeof why, err);
         if (rc) {
             st_rows_cancel(a);
@@ -1163,33 +1345,29 @@ static st_rc bronze_row(st_loader *l, fam *f, const st_schema *s, const rec_t *r
         }
     }
     bool has_extra = false;
-    st_rc rc = extra_json(l, s, r, &has_extra, err);
+    st_rc rc = extra_json(w, s, r, &has_extra, err);
     if (rc) {
         st_rows_cancel(a);
         return rc;
     }
     if (has_extra)
-        st_rows_str(a, l->b.data, l->b.len);
+        st_rows_str(a, w->b.data, w->b.len);
     else
         st_rows_null(a);
     st_rows_bool(a, rcv - et > l->cfg->late_horizon_s * 1000000);
     st_rows_cstr(a, l->batch_id);
     app_ts(a, true, l->now_us);
-    rc = st_rows_end(a, f->name, err);
-    if (rc)
-        return rc;
-    f->n_rows++;
-    return ST_OK;
+    return st_rows_end(a, f->name, err);
 }
 
 /* Reads the record into l->j: fastjson first, jansson for what it refuses
  * (which also names the error).  false with why set when the record is not
  * JSON. */
-static bool read_record(st_loader *l, const char *data, size_t len, char *why, size_t cap,
+static bool read_record(worker *w, const char *data, size_t len, char *why, size_t cap,
                         st_err *err, st_rc *rc)
 {
     *rc = ST_OK;
-    if (st_fj_parse(&l->j, data, len))
+    if (st_fj_parse(&w->j, data, len))
         return true;
     json_error_t jerr;
     json_t *rec = json_loadb(data, len, 0, &jerr);
@@ -1197,34 +1375,27 @@ static bool read_record(st_loader *l, const char *data, size_t len, char *why, s
         snprintf(why, cap, "record is not a JSON object: %s", jerr.text);
         return false;
     }
-    *rc = st_fj_from_jansson(&l->j, rec, err);
+    *rc = st_fj_from_jansson(&w->j, rec, err);
     json_decref(rec);
     return *rc == ST_OK;
 }
 
-/* Handles one log record.  Counters go to st. */
-static st_rc one_record(st_loader *l, uint64_t seq, const char *data, size_t len,
-                        st_load_stats *st, st_err *err)
+/* Stages one log record: its raw row, then its bronze row or its
+ * quarantine row.  A bronze row is listed in w->acc for the dedup pass. */
+static st_rc stage_record(worker *w, uint64_t seq, const char *data, size_t len, st_err *err)
 {
+    st_loader *l = w->l;
     st_rc rc = ST_OK;
     char why[512];
     rec_t rr, *r = &rr;
     rec_index(r, NULL);
-    if (!read_record(l, data, len, why, sizeof why, err, &rc)) {
-        if (rc)
-            return rc;
-        rc = quarantine(l, seq, data, len, r, why, NULL, err);
-        st->quarantined++;
-        return rc;
-    }
-    if (st_fj_type_of(&l->j, 0) != ST_FJ_OBJ) {
-        rc = quarantine(l, seq, data, len, r, "record is not a JSON object: other value", NULL,
-                        err);
-        st->quarantined++;
-        return rc;
-    }
-    rec_index(r, &l->j);
-    if (l->cfg->write_raw && (rc = raw_row(l, seq, len, r, err)))
+    if (!read_record(w, data, len, why, sizeof why, err, &rc))
+        return rc ? rc : quarantine(w, seq, data, len, r, why, NULL, err);
+    if (st_fj_type_of(&w->j, 0) != ST_FJ_OBJ)
+        return quarantine(w, seq, data, len, r, "record is not a JSON object: other value", NULL,
+                          err);
+    rec_index(r, &w->j);
+    if (l->cfg->write_raw && (rc = raw_row(w, seq, len, r, err)))
         return rc;
     const char *event_id = str_of(r, K_EVENT_ID);
     const char *family = str_of(r, K_FAMILY);
@@ -1233,19 +1404,14 @@ static st_rc one_record(st_loader *l, uint64_t seq, const char *data, size_t len
     version_text(r, ver);
     int vv[3];
     int64_t et = 0;
-    if (!event_id || !family || !etype || !time_of(r, K_EVENT_TIME, &et)) {
-        rc = quarantine(l, seq, data, len, r,
-                        "envelope: event_id, family, event_type or event_time missing", NULL, err);
-        st->quarantined++;
-        return rc;
-    }
+    if (!event_id || !family || !etype || !time_of(r, K_EVENT_TIME, &et))
+        return quarantine(w, seq, data, len, r,
+                          "envelope: event_id, family, event_type or event_time missing", NULL, err);
     if (!strncmp(etype, family, strlen(family)) && etype[strlen(family)] == '.')
         etype += strlen(family) + 1;
     if (!st_schema_version_parse(ver, vv)) {
         snprintf(why, sizeof why, "schema_version: '%s' is not N or MODEL-REVISION-ADDITION", ver);
-        rc = quarantine(l, seq, data, len, r, why, NULL, err);
-        st->quarantined++;
-        return rc;
+        return quarantine(w, seq, data, len, r, why, NULL, err);
     }
     const char *reason = NULL;
     const st_schema *s = st_registry_find(l->reg, family, etype, vv, &reason);
@@ -1253,81 +1419,146 @@ static st_rc one_record(st_loader *l, uint64_t seq, const char *data, size_t len
     if (!s || !f) {
         snprintf(why, sizeof why, "%s: %s.%s version %s", reason ? reason : "unknown event family",
                  family, etype, ver);
-        rc = quarantine(l, seq, data, len, r, why, NULL, err);
-        st->quarantined++;
-        return rc;
+        return quarantine(w, seq, data, len, r, why, NULL, err);
     }
-    if (l->n_fnode < s->n_fields) {
-        int *nf = st_realloc(l->fnode, s->n_fields * sizeof *nf);
+    if (w->n_fnode < s->n_fields) {
+        int *nf = st_realloc(w->fnode, s->n_fields * sizeof *nf);
         if (!nf)
             return st_fail(err, ST_ERR_NOMEM, "out of memory");
-        l->fnode = nf;
-        l->n_fnode = s->n_fields;
+        w->fnode = nf;
+        w->n_fnode = s->n_fields;
     }
-    if (!validate(s, r, etype, l->fnode, why, sizeof why)) {
+    if (!validate(s, r, etype, w->fnode, why, sizeof why)) {
         char ref[300];
         snprintf(ref, sizeof ref, "%s.%s v%s%s%s", s->family, s->event_type, s->version_text,
                  s->file ? " " : "", s->file ? s->file : " (built-in)");
-        rc = quarantine(l, seq, data, len, r, why, ref, err);
-        st->quarantined++;
-        return rc;
+        return quarantine(w, seq, data, len, r, why, ref, err);
     }
-    /* dedup: this batch, then bronze (set hit confirmed at commit) */
-    if (st_map_get(f->batch_ids, event_id)) {
-        st->duplicates++;
-        return rc;
-    }
-    if (st_map_put(f->batch_ids, event_id, (void *)1, NULL)) {
-        rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
-        return rc;
-    }
+    size_t fi = (size_t)(f - l->fams);
     int32_t day = day_of_us(et);
-    uint64_t h = st_id_hash(event_id, strlen(event_id));
+    uint32_t row = w->wf[fi].st.n_ended;
+    rc = bronze_row(w, fi, s, r, etype, ver, et, day, event_id, err);
+    if (rc)
+        return rc;
+    if (w->n_acc == w->cap_acc) {
+        size_t nc = w->cap_acc ? w->cap_acc * 2 : 1024;
+        staged *na = st_realloc(w->acc, nc * sizeof *na);
+        if (!na)
+            return st_fail(err, ST_ERR_NOMEM, "out of memory");
+        w->acc = na;
+        w->cap_acc = nc;
+    }
+    int64_t rcv = l->now_us;
+    time_of(r, K_RECEIVED_AT, &rcv);
+    size_t id_len = strlen(event_id);
+    staged *sg = &w->acc[w->n_acc];
+    *sg = (staged){.h = st_id_hash(event_id, id_len), .row = row, .id_off = (uint32_t)w->ids.len,
+                   .day = day, .fam = (uint32_t)fi,
+                   .late = rcv - et > l->cfg->late_horizon_s * 1000000};
+    if (st_buf_append(&w->ids, event_id, id_len + 1))
+        return st_fail(err, ST_ERR_NOMEM, "out of memory");
+    w->n_acc++;
+    return ST_OK;
+}
+
+static void stage_share(void *p)
+{
+    worker *w = p;
+    w->rc = ST_OK;
+    for (size_t i = 0; w->rc == ST_OK && i < w->n_recs; i++)
+        w->rc = stage_record(w, w->recs[i].seq, w->recs[i].data, w->recs[i].len, &w->err);
+}
+
+/* Deduplication of a worker's staged rows, in log order: a second row with
+ * an id of this batch is dropped; an id the runs may hold becomes a
+ * candidate, confirmed against bronze at commit (confirm_dups). */
+static st_rc dedup_pass(st_loader *l, worker *w, st_load_stats *st, st_err *err)
+{
+    st_rc rc = ST_OK;
     int32_t today = day_of_us(l->now_us);
-    if (l->cfg->dedup_window_days > 0 && day >= today - l->cfg->dedup_window_days) {
-        if (!f->last_day_ok || f->last_day != day) {
-            bool seeded = false;
-            rc = st_dedup_day(f->dd, day, &seeded, err);
-            if (rc == ST_OK && !seeded)
-                rc = seed_day(l, f, day, err);
-            if (rc)
-                return rc;
-            f->last_day = day;
-            f->last_day_ok = true;
+    st->quarantined += w->quarantined;
+    w->quarantined = 0;
+    for (size_t i = 0; rc == ST_OK && i < w->n_acc; i++) {
+        const staged *sg = &w->acc[i];
+        fam *f = &l->fams[sg->fam];
+        const char *event_id = w->ids.data + sg->id_off;
+        if (st_map_get(f->batch_ids, event_id)) {
+            st->duplicates++;
+            rc = st_rows_drop(&w->wf[sg->fam].st, sg->row, err);
+            continue;
         }
-        if (st_dedup_has(f->dd, day, h)) {
-            if (f->n_candidates)
-                st_buf_putc(&f->candidates, ',');
-            st_buf_sql_str(&f->candidates, event_id);
-            f->n_candidates++;
-            size_t k = 0;
-            while (k < f->n_cand_days && k < 16 && f->cand_days[k] != day)
-                k++;
-            if (k == f->n_cand_days) {
-                if (k < 16)
-                    f->cand_days[k] = day;
-                f->n_cand_days++;
+        if (st_map_put(f->batch_ids, event_id, (void *)1, NULL))
+            return st_fail(err, ST_ERR_NOMEM, "out of memory");
+        int32_t day = sg->day;
+        if (l->cfg->dedup_window_days > 0 && day >= today - l->cfg->dedup_window_days) {
+            if (!f->last_day_ok || f->last_day != day) {
+                bool seeded = false;
+                rc = st_dedup_day(f->dd, day, &seeded, err);
+                if (rc == ST_OK && !seeded)
+                    rc = seed_day(l, f, day, err);
+                if (rc)
+                    return rc;
+                f->last_day = day;
+                f->last_day_ok = true;
+            }
+            if (st_dedup_has(f->dd, day, sg->h)) {
+                if (f->n_candidates)
+                    st_buf_putc(&f->candidates, ',');
+                st_buf_sql_str(&f->candidates, event_id);
+                f->n_candidates++;
+                size_t k = 0;
+                while (k < f->n_cand_days && k < 16 && f->cand_days[k] != day)
+                    k++;
+                if (k == f->n_cand_days) {
+                    if (k < 16)
+                        f->cand_days[k] = day;
+                    f->n_cand_days++;
+                }
             }
         }
-    }
-    if (f->n_pend == f->cap_pend) {
-        size_t nc = f->cap_pend ? f->cap_pend * 2 : 1024;
-        pending_id *np = st_realloc(f->pend, nc * sizeof *np);
-        if (!np) {
-            rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
-            return rc;
+        if (f->n_pend == f->cap_pend) {
+            size_t nc = f->cap_pend ? f->cap_pend * 2 : 1024;
+            pending_id *np = st_realloc(f->pend, nc * sizeof *np);
+            if (!np)
+                return st_fail(err, ST_ERR_NOMEM, "out of memory");
+            f->pend = np;
+            f->cap_pend = nc;
         }
-        f->pend = np;
-        f->cap_pend = nc;
-    }
-    f->pend[f->n_pend++] = (pending_id){h, day};
-    rc = bronze_row(l, f, s, r, etype, ver, et, day, event_id, err);
-    if (rc == ST_OK) {
-        int64_t rcv = l->now_us;
-        time_of(r, K_RECEIVED_AT, &rcv);
-        if (rcv - et > l->cfg->late_horizon_s * 1000000)
+        f->pend[f->n_pend++] = (pending_id){sg->h, day};
+        f->n_rows++;
+        if (sg->late)
             st->late++;
     }
+    w->n_acc = 0;
+    st_buf_reset(&w->ids);
+    return rc;
+}
+
+/* Stages a round of records: two halves on two workers, then the dedup
+ * pass over both in log order. */
+static st_rc stage_round(st_loader *l, const st_evlog_rec *recs, size_t n, st_load_stats *st,
+                         st_err *err)
+{
+    size_t split = l->n_wk > 1 && n >= SPLIT_MIN ? n / 2 : n;
+    l->wk[0].recs = recs;
+    l->wk[0].n_recs = split;
+    if (split < n) {
+        l->wk[1].recs = recs + split;
+        l->wk[1].n_recs = n - split;
+        run_pair(l, stage_share, &l->wk[1], &l->wk[0]);
+    } else {
+        stage_share(&l->wk[0]);
+    }
+    size_t used = split < n ? 2 : 1;
+    for (size_t i = 0; i < used; i++)
+        if (l->wk[i].rc) {
+            if (err)
+                *err = l->wk[i].err;
+            return l->wk[i].rc;
+        }
+    st_rc rc = ST_OK;
+    for (size_t i = 0; rc == ST_OK && i < used; i++)
+        rc = dedup_pass(l, &l->wk[i], st, err);
     return rc;
 }
 
@@ -1336,24 +1567,22 @@ static st_rc one_record(st_loader *l, uint64_t seq, const char *data, size_t len
 static st_rc begin_batch(st_loader *l, st_err *err)
 {
     st_rc rc = ST_OK;
-    char stage[32];
     l->raw_rows = l->q_rows = 0;
-    if (l->cfg->write_raw) {
-        rc = stage_sql(l, "stage_raw", raw_ddl, err);
-        rc = rc ? rc : st_engine_appender(l->eng, "stage_raw", &l->raw_app, err);
-        rc = rc ? rc : st_rows_open(&l->raw_st, l->raw_app, err);
+    for (size_t w = 0; w < l->n_wk; w++) {
+        worker *wk = &l->wk[w];
+        wk->raw_rows = wk->q_rows = 0;
+        wk->quarantined = 0;
+        wk->n_acc = 0;
+        st_buf_reset(&wk->ids);
     }
-    rc = rc ? rc : stage_sql(l, "stage_q", quarantine_ddl, err);
-    rc = rc ? rc : st_engine_appender(l->eng, "stage_q", &l->q_app, err);
-    rc = rc ? rc : st_rows_open(&l->q_st, l->q_app, err);
+    if (l->cfg->write_raw)
+        rc = stage_open(l, STAGE_RAW, raw_ddl, err);
+    rc = rc ? rc : stage_open(l, STAGE_Q, quarantine_ddl, err);
     for (size_t i = 0; rc == ST_OK && i < l->n_fams; i++) {
         fam *f = &l->fams[i];
         char *ddl = family_ddl(f);
-        snprintf(stage, sizeof stage, "stage_f%zu", i);
-        rc = ddl ? stage_sql(l, stage, ddl, err) : st_fail(err, ST_ERR_NOMEM, "out of memory");
+        rc = stage_open(l, STAGE_FAM0 + i, ddl, err);
         st_free(ddl);
-        rc = rc ? rc : st_engine_appender(l->eng, stage, &f->app, err);
-        rc = rc ? rc : st_rows_open(&f->st, f->app, err);
         f->n_rows = 0;
         f->n_pend = 0;
         f->n_candidates = 0;
@@ -1372,34 +1601,36 @@ static st_rc begin_batch(st_loader *l, st_err *err)
     return rc;
 }
 
-/* Appends the rows still in partial chunks (before the appenders close). */
+/* Moves the rows still in partial chunks to the lists. */
 static st_rc flush_rows(st_loader *l, st_err *err)
 {
-    st_rc rc = l->raw_app ? st_rows_flush(&l->raw_st, "raw", err) : ST_OK;
-    rc = rc || !l->q_app ? rc : st_rows_flush(&l->q_st, "quarantine", err);
-    for (size_t i = 0; rc == ST_OK && i < l->n_fams; i++)
-        if (l->fams[i].app)
-            rc = st_rows_flush(&l->fams[i].st, l->fams[i].name, err);
+    st_rc rc = ST_OK;
+    for (size_t w = 0; rc == ST_OK && w < l->n_wk; w++) {
+        worker *wk = &l->wk[w];
+        rc = l->cfg->write_raw ? st_rows_flush(&wk->raw_st, "raw", err) : ST_OK;
+        rc = rc ? rc : st_rows_flush(&wk->q_st, "quarantine", err);
+        for (size_t i = 0; rc == ST_OK && i < l->n_fams; i++)
+            rc = st_rows_flush(&wk->wf[i].st, l->fams[i].name, err);
+        l->raw_rows += wk->raw_rows;
+        l->q_rows += wk->q_rows;
+    }
     return rc;
 }
 
 static void end_batch(st_loader *l)
 {
-    st_rows_close(&l->raw_st);
-    st_rows_close(&l->q_st);
-    for (size_t i = 0; i < l->n_fams; i++)
-        st_rows_close(&l->fams[i].st);
-    if (l->raw_app)
-        duckdb_appender_destroy(&l->raw_app);
-    if (l->q_app)
-        duckdb_appender_destroy(&l->q_app);
-    for (size_t i = 0; i < l->n_fams; i++)
-        if (l->fams[i].app)
-            duckdb_appender_destroy(&l->fams[i].app);
+    for (size_t w = 0; w < l->n_wk; w++) {
+        worker *wk = &l->wk[w];
+        st_rows_close(&wk->raw_st);
+        st_rows_close(&wk->q_st);
+        for (size_t i = 0; i < l->n_fams; i++)
+            st_rows_close(&wk->wf[i].st);
+    }
 }
 
-/* Drops the candidates that bronze really holds; returns how many. */
-static st_rc confirm_dups(st_loader *l, fam *f, const char *stage, int64_t *n_dups, st_err *err)
+/* Counts the candidates that bronze really holds, into temp table dup_ids
+ * of eng's connection (select_of leaves them out). */
+static st_rc confirm_dups(st_loader *l, st_engine *eng, fam *f, int64_t *n_dups, st_err *err)
 {
     *n_dups = 0;
     if (!f->n_candidates || !f->exists)
@@ -1418,23 +1649,17 @@ static st_rc confirm_dups(st_loader *l, fam *f, const char *stage, int64_t *n_du
         }
         st_buf_puts(&pred, ")");
     }
-    st_rc rc = st_delta_snapshot_load(l->eng, f->path, -1, &s, err);
-    rc = rc ? rc : st_delta_scan_sql(l->eng, s, pred.len ? pred.data : NULL, &scan, err);
+    st_rc rc = st_delta_snapshot_load(eng, f->path, -1, &s, err);
+    rc = rc ? rc : st_delta_scan_sql(eng, s, pred.len ? pred.data : NULL, &scan, err);
     if (rc == ST_OK) {
         q = st_sprintf("CREATE OR REPLACE TEMP TABLE dup_ids AS SELECT DISTINCT event_id FROM "
                        "(%s) WHERE event_id IN (%s)%s%s", scan, f->candidates.data,
                        pred.len ? " AND " : "", pred.len ? pred.data : "");
-        rc = q ? st_engine_exec(l->eng, q, err) : st_fail(err, ST_ERR_NOMEM, "out of memory");
+        rc = q ? st_engine_exec(eng, q, err) : st_fail(err, ST_ERR_NOMEM, "out of memory");
     }
     st_free(q);
-    q = NULL;
     if (rc == ST_OK)
-        rc = st_engine_query_i64(l->eng, "SELECT count(*) FROM dup_ids", n_dups, err);
-    if (rc == ST_OK && *n_dups > 0) {
-        q = st_sprintf("DELETE FROM %s WHERE event_id IN (SELECT event_id FROM dup_ids)", stage);
-        rc = q ? st_engine_exec(l->eng, q, err) : st_fail(err, ST_ERR_NOMEM, "out of memory");
-    }
-    st_free(q);
+        rc = st_engine_query_i64(eng, "SELECT count(*) FROM dup_ids", n_dups, err);
     st_free(scan);
     st_buf_free(&pred);
     st_delta_snapshot_free(s);
@@ -1476,32 +1701,143 @@ static st_rc remember_ids(st_loader *l, fam *f, st_err *err)
     return rc;
 }
 
-static st_rc commit_table(st_loader *l, const char *path, const char *stage, const char *ddl,
-                          const char *name, const char *part, bool *exists, uint64_t end_seq,
-                          st_load_stats *st, int64_t *rows, st_err *err)
+static st_rc commit_table(st_loader *l, st_engine *eng, const char *path, size_t stage,
+                          const char *ddl, const char *name, const char *part, bool *exists,
+                          uint64_t end_seq, bool without_dups, int64_t *rows, bool *skipped,
+                          st_err *err)
 {
     st_rc rc = ensure_table(path, ddl, name, part, exists, err);
     if (rc)
         return rc;
-    char *sel = select_of(stage, ddl, l->batch_id);
+    char *sel = select_of(stage, ddl, l->batch_id, without_dups);
     if (!sel)
         return st_fail(err, ST_ERR_NOMEM, "out of memory");
     st_delta_write_opts o = {.mode = ST_DELTA_APPEND, .merge_schema = true, .app_id = APP_ID,
                              .app_version = (int64_t)end_seq};
     st_delta_result res;
     int64_t t0 = st_mono_ns();
-    rc = st_delta_write(l->eng, path, sel, &o, &res, err);
+    rc = st_delta_write(eng, path, sel, &o, &res, err);
     st_free(sel);
     st_debug("loader: %s: write %.0f ms", name, (double)(st_mono_ns() - t0) / 1e6);
     if (rc) {
         st_err_ctx(err, "loader: committing %s", name);
         return rc;
     }
-    if (res.skipped)
-        st->skipped_replay++;
-    if (rows)
-        *rows = res.skipped ? 0 : res.rows_written;
+    *skipped = res.skipped;
+    *rows = res.skipped ? 0 : res.rows_written;
     return ST_OK;
+}
+
+/* One table's commit of the batch. */
+typedef struct job {
+    size_t stage;
+    double weight;             /* values to write: the longest go first */
+    int64_t dups, rows;
+    bool skipped;
+    st_rc rc;
+    st_err err;
+} job;
+
+/* A commit lane: takes jobs until none is left or one failed.  The two
+ * lanes write different tables on two connections, so the Parquet writes
+ * of a batch use both cores. */
+typedef struct lane {
+    st_loader *l;
+    st_engine *eng;
+    job *jobs;
+    size_t n_jobs;
+    _Atomic size_t *next;
+    _Atomic bool *failed;
+    uint64_t end_seq;
+} lane;
+
+static void run_job(st_loader *l, st_engine *eng, job *jb, uint64_t end_seq)
+{
+    st_err *err = &jb->err;
+    if (jb->stage == STAGE_RAW) {
+        jb->rc = commit_table(l, eng, l->raw_path, STAGE_RAW, raw_ddl, "raw.events",
+                              "received_date", &l->raw_exists, end_seq, false, &jb->rows,
+                              &jb->skipped, err);
+        return;
+    }
+    if (jb->stage == STAGE_Q) {
+        jb->rc = commit_table(l, eng, l->q_path, STAGE_Q, quarantine_ddl, "bronze._quarantine",
+                              "received_date", &l->q_exists, end_seq, false, &jb->rows,
+                              &jb->skipped, err);
+        return;
+    }
+    fam *f = &l->fams[jb->stage - STAGE_FAM0];
+    jb->rc = confirm_dups(l, eng, f, &jb->dups, err);
+    if (jb->rc || (size_t)jb->dups >= f->n_rows)
+        return;
+    char *ddl = family_ddl(f);
+    char *name = st_sprintf("bronze.%s", f->name);
+    jb->rc = ddl && name ? commit_table(l, eng, f->path, jb->stage, ddl, name, "event_date",
+                                        &f->exists, end_seq, jb->dups > 0, &jb->rows,
+                                        &jb->skipped, err)
+                         : st_fail(err, ST_ERR_NOMEM, "out of memory");
+    st_free(ddl);
+    st_free(name);
+}
+
+static void lane_main(void *p)
+{
+    lane *ln = p;
+    while (!atomic_load(ln->failed)) {
+        size_t i = atomic_fetch_add(ln->next, 1);
+        if (i >= ln->n_jobs)
+            break;
+        run_job(ln->l, ln->eng, &ln->jobs[i], ln->end_seq);
+        if (ln->jobs[i].rc)
+            atomic_store(ln->failed, true);
+    }
+}
+
+static int cmp_job(const void *a, const void *b)
+{
+    const job *x = a, *y = b;
+    return x->weight > y->weight ? -1 : x->weight < y->weight;
+}
+
+/* Commits every non-empty table of the batch, each as one Delta
+ * transaction with txn version end_seq. */
+static st_rc commit_batch(st_loader *l, uint64_t end_seq, st_load_stats *st, st_err *err)
+{
+    job *jobs = st_calloc(l->n_fams + 2, sizeof *jobs);
+    if (!jobs)
+        return st_fail(err, ST_ERR_NOMEM, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < l->n_fams; i++)
+        if (l->fams[i].n_rows)
+            jobs[n++] = (job){.stage = STAGE_FAM0 + i,
+                              .weight = (double)l->fams[i].n_rows * (double)(l->fams[i].n_cols + 15)};
+    if (l->q_rows)
+        jobs[n++] = (job){.stage = STAGE_Q, .weight = (double)l->q_rows * 14};
+    if (l->raw_rows)
+        jobs[n++] = (job){.stage = STAGE_RAW, .weight = (double)l->raw_rows * 16};
+    qsort(jobs, n, sizeof *jobs, cmp_job);
+    _Atomic size_t next = 0;
+    _Atomic bool failed = false;
+    lane a = {l, l->eng2, jobs, n, &next, &failed, end_seq};
+    lane b = {l, l->eng, jobs, n, &next, &failed, end_seq};
+    if (l->eng2 && n > 1)
+        run_pair(l, lane_main, &a, &b);
+    else
+        lane_main(&b);
+    st_rc rc = ST_OK;
+    for (size_t i = 0; i < n; i++) {
+        st->duplicates += jobs[i].dups;
+        if (jobs[i].stage >= STAGE_FAM0)
+            st->loaded += jobs[i].rows;
+        st->skipped_replay += jobs[i].skipped;
+        if (jobs[i].rc && rc == ST_OK) {
+            rc = jobs[i].rc;
+            if (err)
+                *err = jobs[i].err;
+        }
+    }
+    st_free(jobs);
+    return rc;
 }
 
 st_rc st_loader_step(st_loader *l, st_load_stats *stats, size_t *out_n, st_err *err)
@@ -1527,77 +1863,34 @@ st_rc st_loader_step(st_loader *l, st_load_stats *stats, size_t *out_n, st_err *
     st_rc rc = begin_batch(l, err);
     uint64_t next = l->position;
     size_t n_read = 0;
-    st_evlog_rec recs[READ_CHUNK];
     while (rc == ST_OK && n_read < want) {
         size_t ask = want - n_read < READ_CHUNK ? (size_t)(want - n_read) : READ_CHUNK;
         size_t n = 0;
-        rc = l->ksrc ? st_kafka_src_read(l->ksrc, recs, ask, &n, err)
-                     : st_evlog_read(l->reader, recs, ask, &n, err);
+        rc = l->ksrc ? st_kafka_src_read(l->ksrc, l->recs, ask, &n, err)
+                     : st_evlog_read(l->reader, l->recs, ask, &n, err);
         if (rc || n == 0)
             break;
-        for (size_t i = 0; rc == ST_OK && i < n; i++) {
-            rc = one_record(l, recs[i].seq, recs[i].data, recs[i].len, st, err);
-            next = recs[i].seq + 1;
-        }
+        rc = stage_round(l, l->recs, n, st, err);
+        next = l->recs[n - 1].seq + 1;
         n_read += n;
     }
     if (rc == ST_OK && l->replay_end > l->position && next < l->replay_end && n_read > 0)
         rc = st_fail(err, ST_ERR_CORRUPT,
                      "loader: the log ends at %llu but tables hold a batch up to %llu",
                      (unsigned long long)next, (unsigned long long)l->replay_end);
-    /* flush the appenders before reading the staging tables */
     rc = rc ? rc : flush_rows(l, err);
-    if (l->raw_app && (rc ? (duckdb_appender_destroy(&l->raw_app), ST_OK)
-                          : st_engine_appender_close(&l->raw_app, err)))
-        rc = rc ? rc : ST_ERR_ENGINE;
-    if (l->q_app && (rc ? (duckdb_appender_destroy(&l->q_app), ST_OK)
-                        : st_engine_appender_close(&l->q_app, err)))
-        rc = rc ? rc : ST_ERR_ENGINE;
-    for (size_t i = 0; i < l->n_fams; i++) {
-        fam *f = &l->fams[i];
-        if (!f->app)
-            continue;
-        if (rc)
-            duckdb_appender_destroy(&f->app);
-        else
-            rc = st_engine_appender_close(&f->app, err);
-    }
     int64_t t_staged = st_mono_ns();
     if (rc || n_read == 0)
         goto out;
     /* the end-of-batch sequence is the txn version of every commit below */
     snprintf(l->batch_id, sizeof l->batch_id, "%llu-%llu", (unsigned long long)l->position,
              (unsigned long long)next);
-    if (l->ksrc)
+    /* the keys of the batch's new subjects are stored before anything
+     * encrypted with them is committed */
+    rc = st_keystore_flush(l->ks, err);
+    if (rc == ST_OK && l->ksrc)
         rc = st_kafka_src_prepare(l->ksrc, err);   /* the batch's offset ranges, for a replay */
-    char stage[32];
-    for (size_t i = 0; rc == ST_OK && i < l->n_fams; i++) {
-        fam *f = &l->fams[i];
-        if (!f->n_rows)
-            continue;
-        snprintf(stage, sizeof stage, "stage_f%zu", i);
-        int64_t dups = 0, rows = 0;
-        rc = rc ? rc : confirm_dups(l, f, stage, &dups, err);
-        st->duplicates += dups;
-        char *ddl = rc ? NULL : family_ddl(f);
-        char *name = rc ? NULL : st_sprintf("bronze.%s", f->name);
-        if (rc == ST_OK && (!ddl || !name))
-            rc = st_fail(err, ST_ERR_NOMEM, "out of memory");
-        if (rc == ST_OK && (size_t)dups < f->n_rows)
-            rc = commit_table(l, f->path, stage, ddl, name, "event_date", &f->exists, next, st,
-                              &rows, err);
-        st->loaded += rows;
-        st_free(ddl);
-        st_free(name);
-    }
-    if (rc == ST_OK && l->q_rows) {
-        rc = commit_table(l, l->q_path, "stage_q", quarantine_ddl, "bronze._quarantine",
-                                    "received_date", &l->q_exists, next, st, NULL, err);
-    }
-    if (rc == ST_OK && l->raw_rows) {
-        rc = commit_table(l, l->raw_path, "stage_raw", raw_ddl, "raw.events",
-                                    "received_date", &l->raw_exists, next, st, NULL, err);
-    }
+    rc = rc ? rc : commit_batch(l, next, st, err);
     int64_t t_committed = st_mono_ns();
     /* committed: remember the ids for later batches, then the checkpoint */
     for (size_t i = 0; rc == ST_OK && i < l->n_fams; i++)

@@ -102,6 +102,21 @@ static void test_keystore(void **state)
     assert_null(strstr(c1.data, "secret"));
     TU_OK(st_keystore_decrypt(ks, "alice", c1.data, &p, &tu_err));
     assert_string_equal(p.data, prompt);
+    /* every length of the base64 tail (padding 0, 1 or 2) round-trips */
+    for (size_t n = 0; n < 12; n++) {
+        char txt[16];
+        memset(txt, 'a' + (int)n, n);
+        txt[n] = 0;
+        st_buf_reset(&c2);
+        st_buf_reset(&p);
+        TU_OK(st_keystore_encrypt(ks, "alice", txt, n, &c2, &tu_err));
+        assert_int_equal((c2.len - 7) % 4, 0);
+        TU_OK(st_keystore_decrypt(ks, "alice", c2.data, &p, &tu_err));
+        assert_int_equal(p.len, n);
+        assert_memory_equal(p.len ? p.data : "", txt, n);
+    }
+    st_buf_reset(&c2);
+    st_buf_reset(&p);
     /* bound to the subject */
     st_buf_reset(&p);
     TU_OK(st_keystore_encrypt(ks, "bob", "x", 1, &c2, &tu_err));
@@ -127,6 +142,47 @@ static void test_keystore(void **state)
     assert_int_equal(st_keystore_encrypt(ks, "alice", "y", 1, &c2, &e), ST_ERR_NOTFOUND);
     TU_OK(st_keystore_destroy(ks, "carol", &found, &tu_err));
     assert_false(found);
+
+    /* deferred keys: stored only by the flush, all at once */
+    st_keystore *dk = NULL, *other = NULL;
+    TU_OK(st_keystore_open(s, mk, &dk, &tu_err));
+    TU_OK(st_keystore_open(s, mk, &other, &tu_err));
+    st_keystore_defer(dk, true);
+    st_buf d1, d2;
+    st_buf_init(&d1, 0);
+    st_buf_init(&d2, 0);
+    TU_OK(st_keystore_encrypt(dk, "dave", "pd", 2, &d1, &tu_err));
+    TU_OK(st_keystore_encrypt(dk, "erin", "pe", 2, &d2, &tu_err));
+    st_buf_reset(&p);
+    TU_OK(st_keystore_decrypt(dk, "dave", d1.data, &p, &tu_err));
+    assert_string_equal(p.data, "pd");
+    assert_int_equal(st_keystore_decrypt(other, "dave", d1.data, &p, &e), ST_ERR_NOTFOUND);
+    TU_OK(st_keystore_flush(dk, &tu_err));
+    st_buf_reset(&p);
+    TU_OK(st_keystore_decrypt(other, "dave", d1.data, &p, &tu_err));
+    assert_string_equal(p.data, "pd");
+    st_buf_reset(&p);
+    TU_OK(st_keystore_decrypt(other, "erin", d2.data, &p, &tu_err));
+    assert_string_equal(p.data, "pe");
+    /* a subject erased elsewhere before the flush: the flush refuses, the
+     * key is forgotten, and the subject stays erased */
+    st_buf_reset(&d1);
+    TU_OK(st_keystore_encrypt(dk, "frank", "pf", 2, &d1, &tu_err));
+    TU_OK(st_keystore_destroy(other, "frank", &found, &tu_err));
+    assert_false(found);
+    assert_int_equal(st_keystore_flush(dk, &e), ST_ERR_CONFLICT);
+    assert_non_null(strstr(e.msg, "frank"));
+    assert_int_equal(st_keystore_encrypt(dk, "frank", "pf", 2, &d1, &e), ST_ERR_NOTFOUND);
+    /* destroyed before its flush: nothing is stored */
+    st_buf_reset(&d1);
+    TU_OK(st_keystore_encrypt(dk, "gina", "pg", 2, &d1, &tu_err));
+    TU_OK(st_keystore_destroy(dk, "gina", &found, &tu_err));
+    TU_OK(st_keystore_flush(dk, &tu_err));
+    assert_int_equal(st_keystore_decrypt(other, "gina", d1.data, &p, &e), ST_ERR_NOTFOUND);
+    st_buf_free(&d1);
+    st_buf_free(&d2);
+    st_keystore_close(dk);
+    st_keystore_close(other);
 
     /* keyed hash: stable, 64 hex, depends on the key */
     st_buf h1, h2;
