@@ -9,6 +9,9 @@
  * there (a crash between the two commits) and resumes: every event_id is in
  * bronze exactly once, raw has no duplicate and no gap.  Last, the loader
  * thread of `strata serve` consumes a new event by itself.
+ * Durability: `strata serve` (collector and loader thread, Kafka mode) is
+ * SIGKILLed under load and restarted; every acknowledged event_id ends up
+ * in bronze exactly once.
  */
 #include "testutil.h"
 #include "strata/collect.h"
@@ -67,6 +70,34 @@ static char *ids_of(const char *prefix, int n)
     return b.data;
 }
 
+/* strata.yml for Kafka mode on the mock cluster, sources web and backend
+ * (keys in TST_KEY_WEB / TST_KEY_BACKEND, set here). */
+static void write_config(const char *path, const char *prefix, const char *group,
+                         const char *producer_props, const char *loader)
+{
+    char *y = st_sprintf(
+        "name: t\n"
+        "collector:\n"
+        "  listen: 127.0.0.1:0\n"
+        "  threads: 4\n"
+        "  event_log: kafka\n"
+        "  kafka:\n"
+        "    brokers: \"%s\"\n"
+        "    topic_prefix: %s\n"
+        "    group_id: %s\n"
+        "    producer_properties: %s\n"
+        "    consumer_properties: {fetch.wait.max.ms: 50, session.timeout.ms: 3000, heartbeat.interval.ms: 300}\n"
+        "  sources:\n"
+        "    web: {key_env: TST_KEY_WEB, families: [web_events]}\n"
+        "    backend: {key_env: TST_KEY_BACKEND, families: [backend_events]}\n"
+        "loader: %s\n",
+        rd_kafka_mock_cluster_bootstraps(mock), prefix, group, producer_props, loader);
+    TU_OK(st_file_write_atomic(path, y, strlen(y), &tu_err));
+    st_free(y);
+    setenv("TST_KEY_WEB", "web-secret", 1);
+    setenv("TST_KEY_BACKEND", "backend-secret", 1);
+}
+
 typedef struct loader_env {
     st_cfg_doc *doc;
     st_loader_cfg *cfg;
@@ -100,27 +131,9 @@ static void test_kafka_mode(void **state)
     const char *boot = rd_kafka_mock_cluster_bootstraps(mock);
     assert_non_null(boot);
     assert_non_null(strstr(boot, "127.0.0.1:"));
-    char *y = st_sprintf(
-        "name: t\n"
-        "collector:\n"
-        "  listen: 127.0.0.1:0\n"
-        "  threads: 4\n"
-        "  event_log: kafka\n"
-        "  kafka:\n"
-        "    brokers: \"%s\"\n"
-        "    topic_prefix: strata.\n"
-        "    group_id: loader-test\n"
-        "    producer_properties: {message.timeout.ms: 2000, request.timeout.ms: 1500, linger.ms: 2}\n"
-        "    consumer_properties: {fetch.wait.max.ms: 50, session.timeout.ms: 3000, heartbeat.interval.ms: 300}\n"
-        "  sources:\n"
-        "    web: {key_env: TST_KEY_WEB, families: [web_events]}\n"
-        "    backend: {key_env: TST_KEY_BACKEND, families: [backend_events]}\n"
-        "loader: {enabled: false, batch_events: 150, interval_ms: 200}\n",
-        boot);
-    TU_OK(st_file_write_atomic(yml, y, strlen(y), &tu_err));
-    st_free(y);
-    setenv("TST_KEY_WEB", "web-secret", 1);
-    setenv("TST_KEY_BACKEND", "backend-secret", 1);
+    write_config(yml, "strata.", "loader-test",
+                 "{message.timeout.ms: 2000, request.timeout.ms: 1500, linger.ms: 2}",
+                 "{enabled: false, batch_events: 150, interval_ms: 200}");
 
     /* --- the collector produces; every 2xx means acks=all delivery --- */
     const char *const args[] = {"--config", yml, NULL};
@@ -288,6 +301,67 @@ static void test_kafka_mode(void **state)
     tu_rmdir(dir);
 }
 
+/* count(DISTINCT event_id) of bronze.backend_events, -1 before it exists. */
+static int64_t backend_ids(const char *lake)
+{
+    st_engine *eng = tu_mount_events(lake);
+    int64_t v = -1;
+    st_err e;
+    if (st_engine_query_i64(eng, "SELECT count(DISTINCT event_id) FROM bronze_backend_events", &v, &e))
+        v = -1;
+    st_engine_close(eng);
+    return v;
+}
+
+static void test_kafka_sigkill(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir("kafka-kill");
+    char *yml = st_path_join(dir, "strata.yml");
+    char *lake = st_path_join(dir, "lake");
+    write_config(yml, "dur.", "dur-loader", "{message.timeout.ms: 5000, linger.ms: 2}",
+                 "{batch_events: 250, interval_ms: 200}");
+    const char *const args[] = {"--config", yml, NULL};
+    int port = 0;
+    int pid = tu_serve_start(args, 30000, &port);
+    tu_client *c = tu_client_new("backend-secret");
+    tu_client_start(c, port);
+    /* kill once the loader thread is committing batches (the consumer's
+     * group join takes a few seconds) */
+    int64_t loaded = -1, deadline = st_now_ms() + 30000;
+    while (st_now_ms() < deadline && (loaded = backend_ids(lake)) <= 0)
+        usleep(100000);
+    assert_true(loaded > 0);
+    usleep(500000);
+    tu_serve_stop(pid, SIGKILL);   /* producing, consuming, maybe between commits */
+    tu_client_stop(c);
+    size_t before = tu_client_acked(c);
+    int64_t loaded_before = backend_ids(lake);
+    assert_true(before > 0);
+    pid = tu_serve_start(args, 30000, &port);
+    tu_client_start(c, port);
+    usleep(1500000);
+    tu_client_stop(c);
+    assert_true(tu_client_acked(c) > before);
+    int64_t distinct = tu_client_distinct(c), got = -1;
+    /* the restarted consumer rejoins the group once the killed member's
+     * session (3 s) has expired */
+    deadline = st_now_ms() + 40000;
+    while (st_now_ms() < deadline && (got = backend_ids(lake)) < distinct)
+        usleep(300000);
+    assert_int_equal(got, distinct);
+    int status = tu_serve_stop(pid, SIGTERM);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    tu_client_check(c, lake, "bronze_backend_events");
+    printf("kafka durability: %zu acknowledged (%lld distinct; %lld in bronze at the kill), "
+           "all in bronze once\n", tu_client_acked(c), (long long)distinct,
+           (long long)loaded_before);
+    tu_client_free(c);
+    st_free(yml);
+    st_free(lake);
+    tu_rmdir(dir);
+}
+
 static void test_kafka_config(void **state)
 {
     (void)state;
@@ -352,7 +426,9 @@ static int setup(void **state)
         return -1;
     /* several partitions per topic, so batches span partitions */
     if (rd_kafka_mock_topic_create(mock, "strata.web", 3, 3) ||
-        rd_kafka_mock_topic_create(mock, "strata.backend", 2, 3))
+        rd_kafka_mock_topic_create(mock, "strata.backend", 2, 3) ||
+        rd_kafka_mock_topic_create(mock, "dur.web", 1, 3) ||
+        rd_kafka_mock_topic_create(mock, "dur.backend", 3, 3))
         return -1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     return 0;
@@ -375,6 +451,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kafka_config),
         cmocka_unit_test(test_kafka_mode),
+        cmocka_unit_test(test_kafka_sigkill),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -15,7 +15,6 @@
 #include <curl/curl.h>
 #include <dirent.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -312,114 +311,33 @@ static void test_integration(void **state)
 
 /* ---- durability ---- */
 
-typedef struct client {
-    int port;
-    _Atomic bool stop;
-    int next;
-    bool resent;
-    char **acked;
-    size_t n_acked, cap;
-    pthread_mutex_t mu;
-} client;
-
-static void *client_main(void *arg)
-{
-    client *c = arg;
-    char now[32];
-    st_buf body;
-    st_buf_init(&body, 0);
-    while (!c->stop) {
-        st_rfc3339_format(st_now_us(), now);
-        st_buf_reset(&body);
-        st_buf_putc(&body, '[');
-        int first = c->next;
-        for (int i = 0; i < 20; i++)
-            st_buf_printf(&body, "%s{\"event_id\":\"d-%d\",\"event_type\":\"login\",\"schema_version\":1,"
-                          "\"event_time\":\"%s\",\"payload\":{\"i\":%d}}", i ? "," : "", first + i, now, i);
-        st_buf_putc(&body, ']');
-        long st = tu_post_events(c->port, "backend-secret", body.data, NULL);
-        if (st == 200) {
-            pthread_mutex_lock(&c->mu);
-            for (int i = 0; i < 20; i++) {
-                if (c->n_acked == c->cap) {
-                    c->cap = c->cap ? c->cap * 2 : 1024;
-                    c->acked = st_realloc(c->acked, c->cap * sizeof *c->acked);
-                }
-                c->acked[c->n_acked++] = st_sprintf("d-%d", first + i);
-            }
-            pthread_mutex_unlock(&c->mu);
-        }
-        /* retry unacknowledged batches with the same ids (as clients do),
-         * and sometimes resend an acknowledged batch (a duplicate) */
-        if (st == 200 && ((first / 20) % 7 != 3 || c->resent)) {
-            c->next += 20;
-            c->resent = false;
-        } else if (st == 200) {
-            c->resent = true;
-        }
-        usleep(2000);
-    }
-    st_buf_free(&body);
-    return NULL;
-}
-
 static void test_durability(void **state)
 {
     (void)state;
     server s = {0};
     setup_dir(&s);
     start(&s);
-    client c = {.port = s.port};
-    pthread_mutex_init(&c.mu, NULL);
-    pthread_t th;
-    pthread_create(&th, NULL, client_main, &c);
+    tu_client *c = tu_client_new("backend-secret");
+    tu_client_start(c, s.port);
     usleep(1500000);
     stop(&s, SIGKILL);           /* mid-load, mid-batch maybe */
-    c.stop = true;
-    pthread_join(th, NULL);
-    size_t before = c.n_acked;
+    tu_client_stop(c);
+    size_t before = tu_client_acked(c);
     assert_true(before > 0);
     start(&s);                    /* recovery; the loader resumes from its checkpoint */
-    c.port = s.port;
-    c.stop = false;
-    pthread_create(&th, NULL, client_main, &c);
+    tu_client_start(c, s.port);
     usleep(1000000);
-    c.stop = true;
-    pthread_join(th, NULL);
-    assert_true(c.n_acked > before);
+    tu_client_stop(c);
+    assert_true(tu_client_acked(c) > before);
     /* wait until everything acknowledged is loaded, then stop cleanly */
-    int64_t distinct = 0;
-    for (size_t i = 0; i < c.n_acked; i++) {
-        bool dup = false;
-        for (size_t j = 0; j < i && !dup; j++)
-            dup = !strcmp(c.acked[i], c.acked[j]);
-        distinct += !dup;
-    }
+    int64_t distinct = tu_client_distinct(c);
     wait_for(s.lake, "SELECT count(DISTINCT event_id) FROM bronze_backend_events", distinct);
     assert_int_equal(WEXITSTATUS(stop(&s, SIGTERM)), 0);
     /* exactly once: every acknowledged id once, nothing twice */
-    assert_int_equal(q64(s.lake, "SELECT count(*) - count(DISTINCT event_id) FROM bronze_backend_events"), 0);
-    st_engine *eng = tu_mount_events(s.lake);
-    TU_OK(st_engine_exec(eng, "CREATE TABLE acked (id VARCHAR)", &tu_err));
-    duckdb_appender app;
-    TU_OK(st_engine_appender(eng, "acked", &app, &tu_err));
-    for (size_t i = 0; i < c.n_acked; i++) {
-        duckdb_append_varchar(app, c.acked[i]);
-        duckdb_appender_end_row(app);
-    }
-    TU_OK(st_engine_appender_close(&app, &tu_err));
-    int64_t missing = -1;
-    TU_OK(st_engine_query_i64(eng, "SELECT count(*) FROM (SELECT DISTINCT id FROM acked) a "
-                                   "ANTI JOIN bronze_backend_events b ON a.id = b.event_id",
-                              &missing, &tu_err));
-    assert_int_equal(missing, 0);
-    st_engine_close(eng);
+    tu_client_check(c, s.lake, "bronze_backend_events");
     fprintf(stderr, "durability: %zu acknowledged (%lld distinct), all in bronze once\n",
-            c.n_acked, (long long)distinct);
-    for (size_t i = 0; i < c.n_acked; i++)
-        st_free(c.acked[i]);
-    st_free(c.acked);
-    pthread_mutex_destroy(&c.mu);
+            tu_client_acked(c), (long long)distinct);
+    tu_client_free(c);
     cleanup(&s);
 }
 

@@ -3,6 +3,7 @@
  */
 #include "testutil.h"
 
+#include "strata/collect.h"
 #include "strata/delta.h"
 
 #include <curl/curl.h>
@@ -12,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -253,4 +256,144 @@ char *tu_delta_str(const char *path, const char *view, const char *sql)
     st_delta_snapshot_free(s);
     st_engine_close(e);
     return out;
+}
+
+/* ---- a load client for durability tests ---- */
+
+struct tu_client {
+    int port;
+    char *key;
+    _Atomic bool stop;
+    int next;
+    bool resent;
+    char **acked;
+    size_t n_acked, cap;
+    pthread_t th;
+    bool running;
+    pthread_mutex_t mu;
+};
+
+static void *client_main(void *arg)
+{
+    tu_client *c = arg;
+    char now[32];
+    st_buf body;
+    st_buf_init(&body, 0);
+    while (!c->stop) {
+        st_rfc3339_format(st_now_us(), now);
+        st_buf_reset(&body);
+        st_buf_putc(&body, '[');
+        int first = c->next;
+        for (int i = 0; i < 20; i++)
+            st_buf_printf(&body, "%s{\"event_id\":\"d-%d\",\"event_type\":\"login\",\"schema_version\":1,"
+                          "\"event_time\":\"%s\",\"payload\":{\"i\":%d}}", i ? "," : "", first + i, now, i);
+        st_buf_putc(&body, ']');
+        long st = tu_post_events(c->port, c->key, body.data, NULL);
+        if (st == 200) {
+            pthread_mutex_lock(&c->mu);
+            for (int i = 0; i < 20; i++) {
+                if (c->n_acked == c->cap) {
+                    c->cap = c->cap ? c->cap * 2 : 1024;
+                    c->acked = st_realloc(c->acked, c->cap * sizeof *c->acked);
+                }
+                c->acked[c->n_acked++] = st_sprintf("d-%d", first + i);
+            }
+            pthread_mutex_unlock(&c->mu);
+        }
+        /* retry unacknowledged batches with the same ids (as clients do),
+         * and sometimes resend an acknowledged batch (a duplicate) */
+        if (st == 200 && ((first / 20) % 7 != 3 || c->resent)) {
+            c->next += 20;
+            c->resent = false;
+        } else if (st == 200) {
+            c->resent = true;
+        }
+        usleep(2000);
+    }
+    st_buf_free(&body);
+    return NULL;
+}
+
+tu_client *tu_client_new(const char *key)
+{
+    tu_client *c = st_calloc(1, sizeof *c);
+    if (!c || !(c->key = st_strdup(key)))
+        fail_msg("out of memory");
+    pthread_mutex_init(&c->mu, NULL);
+    return c;
+}
+
+void tu_client_start(tu_client *c, int port)
+{
+    c->port = port;
+    c->stop = false;
+    if (pthread_create(&c->th, NULL, client_main, c))
+        fail_msg("cannot start the client thread");
+    c->running = true;
+}
+
+void tu_client_stop(tu_client *c)
+{
+    if (!c->running)
+        return;
+    c->stop = true;
+    pthread_join(c->th, NULL);
+    c->running = false;
+}
+
+size_t tu_client_acked(tu_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    size_t n = c->n_acked;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+int64_t tu_client_distinct(tu_client *c)
+{
+    int64_t distinct = 0;
+    for (size_t i = 0; i < c->n_acked; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = !strcmp(c->acked[i], c->acked[j]);
+        distinct += !dup;
+    }
+    return distinct;
+}
+
+void tu_client_check(tu_client *c, const char *lake, const char *view)
+{
+    st_engine *eng = tu_mount_events(lake);
+    char *sql = st_sprintf("SELECT count(*) - count(DISTINCT event_id) FROM %s", view);
+    int64_t twice = -1, missing = -1;
+    TU_OK(st_engine_query_i64(eng, sql, &twice, &tu_err));
+    st_free(sql);
+    assert_int_equal(twice, 0);
+    TU_OK(st_engine_exec(eng, "CREATE TABLE acked (id VARCHAR)", &tu_err));
+    duckdb_appender app;
+    TU_OK(st_engine_appender(eng, "acked", &app, &tu_err));
+    for (size_t i = 0; i < c->n_acked; i++) {
+        duckdb_append_varchar(app, c->acked[i]);
+        duckdb_appender_end_row(app);
+    }
+    TU_OK(st_engine_appender_close(&app, &tu_err));
+    sql = st_sprintf("SELECT count(*) FROM (SELECT DISTINCT id FROM acked) a ANTI JOIN %s b "
+                     "ON a.id = b.event_id", view);
+    TU_OK(st_engine_query_i64(eng, sql, &missing, &tu_err));
+    st_free(sql);
+    assert_int_equal(missing, 0);
+    st_engine_close(eng);
+}
+
+void tu_client_free(tu_client *c)
+{
+    if (!c)
+        return;
+    tu_client_stop(c);
+    for (size_t i = 0; i < c->n_acked; i++)
+        st_free(c->acked[i]);
+    st_free(c->acked);
+    st_free(c->key);
+    pthread_mutex_destroy(&c->mu);
+    st_free(c);
 }

@@ -49,6 +49,20 @@ char *tu_lake_str(const char *lake, const char *sql);
 /* One value of sql with the Delta table at path registered as view; OWNED,
  * NULL for SQL NULL.  Fails the test on error. */
 char *tu_delta_str(const char *path, const char *view, const char *sql);
+/* A load client for durability tests: a thread POSTing batches of 20
+ * backend "login" events with ids "d-N" to 127.0.0.1:port, retrying a
+ * batch that got no 2xx with the same ids and now and then resending an
+ * acknowledged one (a duplicate); it records every acknowledged id. */
+typedef struct tu_client tu_client;
+tu_client *tu_client_new(const char *key);
+void tu_client_start(tu_client *c, int port);
+void tu_client_stop(tu_client *c);               /* joins the thread */
+size_t tu_client_acked(tu_client *c);            /* acknowledged ids, repeats counted */
+int64_t tu_client_distinct(tu_client *c);        /* after tu_client_stop */
+/* Asserts that the view (of tu_mount_events(lake)) holds every acknowledged
+ * id and no event_id twice. */
+void tu_client_check(tu_client *c, const char *lake, const char *view);
+void tu_client_free(tu_client *c);
 /* Opens an in-memory engine or fails the test. */
 st_engine *tu_engine(void);
 /* Fails the test with err's message when rc != ST_OK. */
