@@ -1768,16 +1768,20 @@ static void run_job(st_loader *l, st_engine *eng, job *jb, uint64_t end_seq)
     }
     fam *f = &l->fams[jb->stage - STAGE_FAM0];
     jb->rc = confirm_dups(l, eng, f, &jb->dups, err);
-    if (jb->rc || (size_t)jb->dups >= f->n_rows)
-        return;
-    char *ddl = family_ddl(f);
-    char *name = st_sprintf("bronze.%s", f->name);
-    jb->rc = ddl && name ? commit_table(l, eng, f->path, jb->stage, ddl, name, "event_date",
-                                        &f->exists, end_seq, jb->dups > 0, &jb->rows,
-                                        &jb->skipped, err)
-                         : st_fail(err, ST_ERR_NOMEM, "out of memory");
-    st_free(ddl);
-    st_free(name);
+    if (jb->rc == ST_OK && (size_t)jb->dups < f->n_rows) {
+        char *ddl = family_ddl(f);
+        char *name = st_sprintf("bronze.%s", f->name);
+        jb->rc = ddl && name ? commit_table(l, eng, f->path, jb->stage, ddl, name, "event_date",
+                                            &f->exists, end_seq, jb->dups > 0, &jb->rows,
+                                            &jb->skipped, err)
+                             : st_fail(err, ST_ERR_NOMEM, "out of memory");
+        st_free(ddl);
+        st_free(name);
+    }
+    /* the family's ids go to its runs now: if another table of the batch
+     * fails, every run is reset and reseeded from bronze anyway */
+    if (jb->rc == ST_OK)
+        jb->rc = remember_ids(l, f, err);
 }
 
 static void lane_main(void *p)
@@ -1892,9 +1896,11 @@ st_rc st_loader_step(st_loader *l, st_load_stats *stats, size_t *out_n, st_err *
         rc = st_kafka_src_prepare(l->ksrc, err);   /* the batch's offset ranges, for a replay */
     rc = rc ? rc : commit_batch(l, next, st, err);
     int64_t t_committed = st_mono_ns();
-    /* committed: remember the ids for later batches, then the checkpoint */
+    /* committed: the families without rows only age their runs (those with
+     * rows remembered their ids in their commit job), then the checkpoint */
     for (size_t i = 0; rc == ST_OK && i < l->n_fams; i++)
-        rc = remember_ids(l, &l->fams[i], err);
+        if (!l->fams[i].n_rows)
+            rc = remember_ids(l, &l->fams[i], err);
     rc = rc ? rc : dedup_save_position(l, next, err);
     /* Kafka offsets move only after every table committed the batch */
     rc = rc || !l->ksrc ? rc : st_kafka_src_commit(l->ksrc, err);
