@@ -798,13 +798,28 @@ static const char *const key_names[N_KEYS] = {
 typedef struct rec_t {
     const st_fj *j;      /* NULL when the record is not a JSON object */
     int m[N_KEYS];       /* node of each envelope member, -1 when absent */
+    /* the three timestamps, parsed once: each is read by the raw row, the
+     * bronze row and the late check */
+    bool has_t[3];
+    int64_t t[3];
 } rec_t;
+
+static bool parse_time(const st_fj *j, int v, int64_t *out)
+{
+    if (st_fj_type_of(j, v) == ST_FJ_INT) {
+        *out = j->n[v].v.i;
+        return true;
+    }
+    return st_fj_type_of(j, v) == ST_FJ_STR && st_rfc3339_parse(st_fj_str(j, v), j->n[v].len, out);
+}
 
 static void rec_index(rec_t *r, const st_fj *j)
 {
     r->j = j;
     for (int k = 0; k < N_KEYS; k++)
         r->m[k] = -1;
+    for (int k = 0; k < 3; k++)
+        r->has_t[k] = false;
     if (st_fj_type_of(j, 0) != ST_FJ_OBJ)
         return;
     for (int m = 1; m < (int)j->n[0].end; m = st_fj_next(j, m)) {
@@ -816,6 +831,9 @@ static void rec_index(rec_t *r, const st_fj *j)
                 break;
             }
     }
+    static const int tk[3] = {K_EVENT_TIME, K_EVENT_TIME_CORRECTED, K_RECEIVED_AT};
+    for (int t = 0; t < 3; t++)
+        r->has_t[t] = parse_time(j, r->m[tk[t]], &r->t[t]);
 }
 
 static const char *str_of(const rec_t *r, int k)
@@ -826,13 +844,12 @@ static const char *str_of(const rec_t *r, int k)
 
 static bool time_of(const rec_t *r, int k, int64_t *out)
 {
-    const st_fj *j = r->j;
-    int v = r->m[k];
-    if (st_fj_type_of(j, v) == ST_FJ_INT) {
-        *out = j->n[v].v.i;
-        return true;
-    }
-    return st_fj_type_of(j, v) == ST_FJ_STR && st_rfc3339_parse(st_fj_str(j, v), j->n[v].len, out);
+    int t = k == K_EVENT_TIME ? 0 : k == K_EVENT_TIME_CORRECTED ? 1 : k == K_RECEIVED_AT ? 2 : -1;
+    if (t < 0)
+        return parse_time(r->j, r->m[k], out);
+    if (r->has_t[t])
+        *out = r->t[t];
+    return r->has_t[t];
 }
 
 /* schema_version as text ("1", "1-0-0"). */
