@@ -228,10 +228,10 @@ int main(int argc, char **argv)
     st_loader_close(l);
     printf("loader events=%ld batch_events=%ld log_bytes=%llu seconds=%.3f events_per_s=%.0f "
            "loaded=%lld duplicates=%lld quarantined=%lld batches=%lld log_write_s=%.3f cpu_s=%.3f "
-           "events_per_cpu_s=%.0f\n",
+           "events_per_cpu_s=%.0f lake_bytes=%lld\n",
            n, batch, (unsigned long long)es.n_bytes, s, (double)st.read / s, (long long)st.loaded,
            (long long)st.duplicates, (long long)st.quarantined, (long long)st.batches, write_s, cpu,
-           (double)st.read / cpu);
+           (double)st.read / cpu, dir_bytes(cfg->lake));
     st_buf_free(&frames);
     st_buf_free(&one);
     st_buf_free(&ev);

@@ -291,6 +291,7 @@ typedef struct st_delta_write_opts {
     int64_t app_version;
     int64_t target_file_rows;    /* rows per file hint, 0 = default */
     int64_t row_group_rows;      /* 0 = default (1M) */
+    int compression_level;       /* zstd level of the data files, 0 = default (3) */
     const char *operation;       /* commitInfo operation, default WRITE */
 } st_delta_write_opts;
 

@@ -72,6 +72,7 @@ typedef struct st_parquet_file {
 
 typedef struct st_parquet_opts {
     const char *compression;         /* default "zstd" */
+    int compression_level;           /* zstd level, 0 = DuckDB's default (3) */
     int64_t row_group_size;          /* rows, default 1,048,576 */
     const char *const *partition_by; /* columns for hive-style directories */
     size_t n_partition_by;

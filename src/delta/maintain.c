@@ -46,7 +46,7 @@ static st_rc compact_bin(st_engine *eng, st_delta_txn *t, st_delta_file **bin, s
         rc = st_buf_puts(&sql, i ? ", " : " ORDER BY ");
         rc = rc ? rc : st_buf_sql_ident(&sql, o->zorder_by[i]);
     }
-    rc = rc ? rc : st_deltaw_write_rows(eng, s, sql.data, s->table_path, 0, 0, &files, &n_files, err);
+    rc = rc ? rc : st_deltaw_write_rows(eng, s, sql.data, s->table_path, 0, 0, 0, &files, &n_files, err);
     rc = rc ? rc : st_deltaw_add_written(t, s->metadata.schema, files, n_files, false, NULL, err);
     for (size_t i = 0; rc == ST_OK && i < n; i++)
         rc = st_delta_txn_remove(t, bin[i], false, err);

@@ -305,7 +305,7 @@ static const char **part_cols(const st_delta_snapshot *s)
 }
 
 st_rc st_deltaw_write_rows(st_engine *eng, const st_delta_snapshot *s, const char *sql,
-                        const char *dest, int64_t rg_rows, int64_t file_rows,
+                        const char *dest, int64_t rg_rows, int64_t file_rows, int zstd_level,
                         st_parquet_file **out, size_t *n_out, st_err *err)
 {
     const char **pc = part_cols(s);
@@ -313,6 +313,7 @@ st_rc st_deltaw_write_rows(st_engine *eng, const st_delta_snapshot *s, const cha
         return st_fail(err, ST_ERR_NOMEM, "writing %s", dest);
     st_parquet_opts po = {0};
     po.row_group_size = rg_rows > 0 ? rg_rows : 1048576;
+    po.compression_level = zstd_level;
     if (file_rows > 0)
         po.row_groups_per_file = (file_rows + po.row_group_size - 1) / po.row_group_size;
     po.partition_by = pc;
@@ -598,7 +599,8 @@ st_rc st_delta_write(st_engine *eng, const char *table_path, const char *select_
     if (rc)
         goto fail;
     rc = st_deltaw_write_rows(eng, s, sql.data, table_path, opts->row_group_rows,
-                              opts->target_file_rows, &files, &n_files, err);
+                              opts->target_file_rows, opts->compression_level, &files, &n_files,
+                              err);
     if (rc) {
         st_err_ctx(err, "table %s: writing data", table_path);
         goto fail;
@@ -824,7 +826,7 @@ static st_rc rewrite_op(st_engine *eng, const char *table_path, const char *op,
     if (res->files_removed == 0)
         goto fail;   /* no row matched: nothing to commit */
     if (keep.len) {
-        rc = st_deltaw_write_rows(eng, s, keep.data, table_path, 0, 0, &files, &n_files, err);
+        rc = st_deltaw_write_rows(eng, s, keep.data, table_path, 0, 0, 0, &files, &n_files, err);
         rc = rc ? rc : st_deltaw_add_written(t, schema, files, n_files, true, NULL, err);
         if (rc == ST_OK) {
             res->files_added = (int64_t)n_files;
@@ -834,7 +836,7 @@ static st_rc rewrite_op(st_engine *eng, const char *table_path, const char *op,
     }
     if (rc == ST_OK && chg.len) {
         char *dest = st_path_join(table_path, "_change_data");
-        rc = dest ? st_deltaw_write_rows(eng, s, chg.data, dest, 0, 0, &cdc, &n_cdc, err) : ST_ERR_NOMEM;
+        rc = dest ? st_deltaw_write_rows(eng, s, chg.data, dest, 0, 0, 0, &cdc, &n_cdc, err) : ST_ERR_NOMEM;
         st_free(dest);
         rc = rc ? rc : st_deltaw_add_cdc_written(t, cdc, n_cdc, err);
     }

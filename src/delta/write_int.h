@@ -58,9 +58,10 @@ st_rc st_deltaw_select_list(const st_delta_schema *schema, const char *cm, char 
                             st_buf *b);
 /* Writes rows partitioned like the snapshot's table under dest: row groups
  * of rg_rows (0 = 1M), files rolled after file_rows (0 = one file per
- * partition per write; rounded to whole row groups). */
+ * partition per write; rounded to whole row groups), zstd at zstd_level
+ * (0 = the default). */
 st_rc st_deltaw_write_rows(st_engine *eng, const st_delta_snapshot *s, const char *sql,
-                           const char *dest, int64_t rg_rows, int64_t file_rows,
+                           const char *dest, int64_t rg_rows, int64_t file_rows, int zstd_level,
                            st_parquet_file **out, size_t *n_out, st_err *err);
 
 /* Adds a cdc action for Parquet files written under table_path/_change_data. */

@@ -338,6 +338,8 @@ st_rc st_engine_write_parquet(st_engine *e, const char *select_sql, const char *
     rc = rc ? rc : st_buf_printf(&sql, " (FORMAT parquet, COMPRESSION %s, ROW_GROUP_SIZE %lld, RETURN_STATS",
                                  opts->compression ? opts->compression : "zstd",
                                  (long long)(opts->row_group_size > 0 ? opts->row_group_size : 1048576));
+    if (opts->compression_level > 0)
+        rc = rc ? rc : st_buf_printf(&sql, ", COMPRESSION_LEVEL %d", opts->compression_level);
     if (dir_mode) {
         rc = rc ? rc : st_buf_printf(&sql, ", FILENAME_PATTERN '%s{uuid}', OVERWRITE_OR_IGNORE", prefix);
         if (opts->file_size_bytes > 0)

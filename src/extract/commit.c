@@ -57,7 +57,7 @@ static st_rc merge_files(st_engine *eng, st_delta_txn *t, const x_land *l, const
         st_free(fsql);
         st_parquet_file *pf = NULL;
         size_t npf = 0;
-        rc = rc ? rc : st_deltaw_write_rows(eng, s, sql, l->table_path, 0, 0, &pf, &npf, err);
+        rc = rc ? rc : st_deltaw_write_rows(eng, s, sql, l->table_path, 0, 0, 0, &pf, &npf, err);
         st_free(sql);
         rc = rc ? rc : st_delta_txn_remove(t, hit, true, err);
         rc = rc ? rc : st_deltaw_add_written(t, l->schema, pf, npf, true, NULL, err);

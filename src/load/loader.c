@@ -1729,8 +1729,12 @@ static st_rc commit_table(st_loader *l, st_engine *eng, const char *path, size_t
     char *sel = select_of(stage, ddl, l->batch_id, without_dups);
     if (!sel)
         return st_fail(err, ST_ERR_NOMEM, "out of memory");
+    /* zstd level 1: as small as level 3 on these tables (measured:
+     * 15.03 MB against 15.07 MB for loader_bench's lake, the encrypted
+     * columns do not compress) for ~7% less loader CPU; optimize rewrites
+     * the small files at the default level anyway */
     st_delta_write_opts o = {.mode = ST_DELTA_APPEND, .merge_schema = true, .app_id = APP_ID,
-                             .app_version = (int64_t)end_seq};
+                             .app_version = (int64_t)end_seq, .compression_level = 1};
     st_delta_result res;
     int64_t t0 = st_mono_ns();
     rc = st_delta_write(eng, path, sel, &o, &res, err);

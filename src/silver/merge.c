@@ -1046,7 +1046,7 @@ st_rc st_silver_merge_delta(st_engine *eng, const st_silver_entity *ent, const c
             rc = st_fail(err, rc, "silver %s: building the write", ent->name);
             goto done;
         }
-        rc = st_deltaw_write_rows(eng, snap, b.data, table_path, 0, 0, &pf, &n_pf, err);
+        rc = st_deltaw_write_rows(eng, snap, b.data, table_path, 0, 0, 0, &pf, &n_pf, err);
         st_buf_reset(&b);
         st_delta_result res = {0};
         rc = rc ? rc : st_deltaw_add_written(t, schema, pf, n_pf, true, &res, err);

@@ -65,6 +65,23 @@ static void test_write_parquet_stats(void **state)
     st_free(q);
     st_parquet_files_free(files, n);
 
+    /* a zstd level: the same rows back; DuckDB refuses a level zstd has not */
+    st_parquet_opts lo = {.compression_level = 1};
+    char *ldir = st_path_join(dir, "level");
+    TU_OK(st_mkdirs(ldir, &tu_err));
+    TU_OK(st_engine_write_parquet(e, "SELECT i AS v, repeat('ab', i % 7) AS t FROM range(1000) t(i)",
+                                  ldir, &lo, &files, &n, &tu_err));
+    q = st_sprintf("SELECT sum(v) + sum(length(t)) FROM read_parquet('%s')", files[0].path);
+    TU_OK(st_engine_query_i64(e, q, &rows, &tu_err));
+    assert_int_equal(rows, 499500 + 5994);
+    st_free(q);
+    st_parquet_files_free(files, n);
+    lo.compression_level = 99;
+    st_err le;
+    assert_int_not_equal(st_engine_write_parquet(e, "SELECT 1 AS v", ldir, &lo, &files, &n, &le), ST_OK);
+    assert_non_null(strstr(le.msg, "Compression level"));
+    st_free(ldir);
+
     /* partitioned: one file per value, partition columns not in the files */
     static const char *const by[] = {"p"};
     st_parquet_opts o = {.partition_by = by, .n_partition_by = 1, .row_group_size = 10};
