@@ -2,7 +2,7 @@
  * collect.h - the HTTP event collector and the raw event log.
  *
  * Pieces, each usable on its own:
- *   - st_crc32c: CRC-32C (Castagnoli) in software, slicing-by-8;
+ *   - st_crc32c: CRC-32C (Castagnoli), SSE 4.2 or slicing-by-8 tables;
  *   - st_collect_split: finds the events in a request body (JSON array or
  *     NDJSON) and checks JSON syntax, UTF-8, depth and size bounds;
  *   - st_envelope_parse / st_envelope_record: validates one event envelope and
@@ -25,6 +25,8 @@
 /* ---- CRC-32C ---- */
 /* Extends crc (0 to start) over data.  Known value: "123456789" -> 0xE3069283. */
 uint32_t st_crc32c(uint32_t crc, const void *data, size_t len);
+/* The table-driven version, whatever the CPU has (tests compare the two). */
+uint32_t st_crc32c_sw(uint32_t crc, const void *data, size_t len);
 
 /* ---- body splitting ---- */
 typedef struct st_span {
