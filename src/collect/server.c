@@ -17,7 +17,8 @@
  * Memory: one `req` per connection (libmicrohttpd's socket context) holds
  * the buffers, reused by the connection's keep-alive requests, so a steady
  * stream of small requests allocates nothing but libmicrohttpd's own
- * response objects.
+ * response objects.  It also remembers the connection's last API key, so a
+ * keep-alive client's key is hashed once, not per request.
  */
 #include "strata/collect.h"
 #include "collect/sink.h"
@@ -92,6 +93,11 @@ typedef struct req {
     st_buf recs, one, errs, out;
     st_span *spans;
     size_t cap_spans;
+    /* the last header key of this connection and its source: keep-alive
+     * clients send the same key with every request, so it is hashed once */
+    char key[128];
+    size_t key_len;           /* 0: nothing cached */
+    const st_collect_source *key_src;
 } req;
 
 /* Buffers above this are released after their request so that idle
@@ -141,7 +147,7 @@ static enum MHD_Result reply_err(st_collector *c, struct MHD_Connection *conn, u
     return ret;
 }
 
-static const st_collect_source *auth(st_collector *c, struct MHD_Connection *conn)
+static const st_collect_source *auth(st_collector *c, struct MHD_Connection *conn, req *rq)
 {
     const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     bool from_query = false;
@@ -155,8 +161,12 @@ static const st_collect_source *auth(st_collector *c, struct MHD_Connection *con
     }
     if (!key || !*key)
         return NULL;
+    size_t key_len = strlen(key);
+    if (!from_query && rq->key_len && key_len == rq->key_len &&
+        sodium_memcmp(key, rq->key, key_len) == 0)
+        return rq->key_src;
     unsigned char h[32];
-    crypto_hash_sha256(h, (const unsigned char *)key, strlen(key));
+    crypto_hash_sha256(h, (const unsigned char *)key, key_len);
     const st_collect_source *found = NULL;
     /* compare against every source so timing does not reveal which matched */
     for (size_t i = 0; i < c->cfg->n_sources; i++) {
@@ -167,6 +177,12 @@ static const st_collect_source *auth(st_collector *c, struct MHD_Connection *con
     /* a key in the URL is only for browsers (sendBeacon cannot set headers) */
     if (found && from_query && !found->n_cors_origins)
         return NULL;
+    rq->key_len = 0;
+    if (found && !from_query && key_len < sizeof rq->key) {
+        memcpy(rq->key, key, key_len);
+        rq->key_len = key_len;
+        rq->key_src = found;
+    }
     return found;
 }
 
@@ -299,6 +315,13 @@ static void durable_cb(void *arg, st_rc rc)
     MHD_resume_connection(conn);
 }
 
+/* The answer of one accepted event with no CORS headers is one shared
+ * response (nothing to format or allocate). */
+static bool answer_shared(const st_collector *c, unsigned status, size_t n_ok, const char *origin)
+{
+    return status == MHD_HTTP_OK && n_ok == 1 && !origin && c->resp_one;
+}
+
 /* Called again after durable_cb resumed the connection: the 2xx prepared
  * before suspending, or 503 when the sink could not make it durable. */
 static enum MHD_Result answer_durable(st_collector *c, struct MHD_Connection *conn, req *rq)
@@ -317,7 +340,7 @@ static enum MHD_Result answer_durable(st_collector *c, struct MHD_Connection *co
                          -1, rq->origin);
     }
     atomic_fetch_add(&c->accepted[rq->src_index], rq->n_ok);
-    if (rq->status == MHD_HTTP_OK && rq->n_ok == 1 && !rq->origin && c->resp_one)
+    if (answer_shared(c, rq->status, rq->n_ok, rq->origin))
         return MHD_queue_response(conn, MHD_HTTP_OK, c->resp_one);
     return reply(conn, rq->status, "application/json", rq->out.data ? rq->out.data : "{}",
                  rq->out.len, rq->origin, 0);
@@ -443,12 +466,15 @@ static enum MHD_Result ingest(st_collector *c, struct MHD_Connection *conn, req 
                       : n_forbidden == n_bad ? MHD_HTTP_FORBIDDEN
                                              : MHD_HTTP_BAD_REQUEST;
     st_buf *out = &rq->out;
-    st_buf_printf(out, "{\"accepted\":%zu,\"rejected\":%zu", n_ok, n_bad);
-    if (n_bad) {
-        st_buf_puts(out, ",\"errors\":");
-        st_buf_append(out, errs->data, errs->len);
+    bool shared = answer_shared(c, status, n_ok, origin);
+    if (!shared) {
+        st_buf_printf(out, "{\"accepted\":%zu,\"rejected\":%zu", n_ok, n_bad);
+        if (n_bad) {
+            st_buf_puts(out, ",\"errors\":");
+            st_buf_append(out, errs->data, errs->len);
+        }
+        st_buf_puts(out, "}\n");
     }
-    st_buf_puts(out, "}\n");
     if (n_bad)
         atomic_fetch_add(&c->req_rejected[n_forbidden == n_bad && !n_ok ? R_FORBIDDEN : R_INVALID],
                          n_ok ? 0 : 1);
@@ -479,6 +505,8 @@ static enum MHD_Result ingest(st_collector *c, struct MHD_Connection *conn, req 
         }
         atomic_fetch_add(&c->accepted[si], n_ok);
     }
+    if (shared)
+        return MHD_queue_response(conn, MHD_HTTP_OK, c->resp_one);
     return reply(conn, status, "application/json", out->data ? out->data : "{}", out->len, origin,
                  0);
 }
@@ -498,6 +526,7 @@ static void req_free(req *rq)
 {
     if (!rq)
         return;
+    sodium_memzero(rq->key, sizeof rq->key);
     st_buf_free(&rq->body);
     st_buf_free(&rq->recs);
     st_buf_free(&rq->one);
@@ -574,15 +603,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         snprintf(msg, sizeof msg, "body larger than %zu bytes", c->cfg->max_body_bytes);
         return reply_err(c, conn, MHD_HTTP_CONTENT_TOO_LARGE, R_TOO_LARGE, msg, -1, NULL);
     }
-    const st_collect_source *src = auth(c, conn);
-    if (!src)
-        return reply_err(c, conn, MHD_HTTP_UNAUTHORIZED, R_UNAUTHORIZED,
-                         "missing or unknown API key", -1, NULL);
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     rq = ci ? ci->socket_context : NULL;
     if (!rq)
         return MHD_NO;
+    const st_collect_source *src = auth(c, conn, rq);
+    if (!src)
+        return reply_err(c, conn, MHD_HTTP_UNAUTHORIZED, R_UNAUTHORIZED,
+                         "missing or unknown API key", -1, NULL);
     rq->conn = conn;
     rq->src = src;
     rq->route = rt;
@@ -757,7 +786,10 @@ st_rc st_collector_start(const st_collect_cfg *cfg, st_collector **out, st_err *
         threads = 1;
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_SOCK_ADDR, 0, sa},
-        {MHD_OPTION_THREAD_POOL_SIZE, threads, NULL},
+        /* one loop is libmicrohttpd's internal thread, not a pool of one
+         * (which it warns about); the timeout repeated is a no-op */
+        {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_CONNECTION_TIMEOUT,
+         threads > 1 ? threads : 30, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, c},
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)conn_notify, c},
         {MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL},

@@ -5,7 +5,9 @@
  * server stops; a request larger than the queue bound answers 503 with
  * Retry-After and leaves nothing in the log; a failing event-log write
  * (RLIMIT_FSIZE in the server) answers 503, /readyz turns 503, and every
- * event acknowledged before it is still in the log.
+ * event acknowledged before it is still in the log; one keep-alive
+ * connection changing API keys gets each checked (the per-connection key
+ * cache) and large headers fit.
  */
 #include "testutil.h"
 #include "strata/collect.h"
@@ -404,6 +406,122 @@ static void test_write_failure(void **state)
     server_free(&s);
 }
 
+/* ---- one keep-alive connection, changing keys, large headers ---- */
+
+static void set_headers(client *k, const char *key, const char *extra)
+{
+    curl_slist_free_all(k->h);
+    char *a = st_sprintf("Authorization: Bearer %s", key);
+    k->h = curl_slist_append(NULL, a);
+    k->h = curl_slist_append(k->h, "Expect:");
+    if (extra)
+        k->h = curl_slist_append(k->h, extra);
+    st_free(a);
+    curl_easy_setopt(k->c, CURLOPT_HTTPHEADER, k->h);
+}
+
+/* event_id -> source of every record in the log. */
+static json_t *log_sources(const char *dir)
+{
+    json_t *log = tu_read_log(dir), *all = json_object();
+    const char *id;
+    json_t *recs;
+    json_object_foreach(log, id, recs)
+        json_object_set(all, id, json_object_get(json_array_get(recs, 0), "source"));
+    json_decref(log);
+    return all;
+}
+
+/* The key of a keep-alive connection is remembered with its source: a
+ * different key on the same connection (same length, longer, another
+ * source's) must be checked again, and the single-event answer is the
+ * shared one.  Headers of 10 KB still fit the connection's memory. */
+static void test_keepalive_keys(void **state)
+{
+    (void)state;
+    server s;
+    s.dir = tu_tempdir("async-keys");
+    s.cfg = st_path_join(s.dir, "strata.yml");
+    s.log = st_path_join(s.dir, "eventlog");
+    const char *y = "name: t\n"
+                    "collector:\n"
+                    "  listen: 127.0.0.1:0\n"
+                    "  threads: 1\n"
+                    "  event_log: {dir: ./eventlog}\n"
+                    "  sources:\n"
+                    "    backend: {key_env: TST_ASYNC_KEY, families: [backend_events]}\n"
+                    "    other: {key_env: TST_ASYNC_KEY2, families: [backend_events]}\n"
+                    "loader:\n"
+                    "  enabled: false\n";
+    TU_OK(st_file_write_atomic(s.cfg, y, strlen(y), &tu_err));
+    setenv("TST_ASYNC_KEY", "async-secret", 1);
+    setenv("TST_ASYNC_KEY2", "other-secret", 1);
+    start(&s);
+    client k;
+    client_init(&k);
+    st_buf body, cookie;
+    st_buf_init(&body, 0);
+    st_buf_init(&cookie, 0);
+    static const char one[] = "{\"accepted\":1,\"rejected\":0}\n";
+    struct {
+        const char *id, *key, *path;
+        long want;
+    } steps[] = {
+        /* each wrong key follows a 2xx on the same connection, whose key
+         * is then remembered; a 401 closes the connection (its body is
+         * not read) */
+        {"k1", "async-secret", "/v1/event", 200},
+        {"x1", "async-secreT", "/v1/event", 401},   /* same length */
+        {"k2", "async-secret", "/v1/event", 200},
+        {"x2", "async-secretx", "/v1/event", 401},  /* longer */
+        {"k3", "async-secret", "/v1/event", 200},
+        {"x3", "async-secre", "/v1/event", 401},    /* a prefix */
+        {"k4", "async-secret", "/v1/event", 200},
+        {"k5", "other-secret", "/v1/event", 200},   /* another source */
+        {"k6", "async-secret", "/v1/events", 200},  /* a batch of one */
+        /* a 10 KB cookie: libmicrohttpd's default 32 KiB connection pool
+         * holds ~14 KB of headers */
+        {"k7", "async-secret", "/v1/event", 200},
+    };
+    long prev = 0;
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+        st_buf_reset(&cookie);
+        if (!strcmp(steps[i].id, "k7")) {
+            st_buf_puts(&cookie, "Cookie: c=");
+            for (int j = 0; j < 10000; j++)
+                st_buf_putc(&cookie, 'a' + j % 26);
+        }
+        set_headers(&k, steps[i].key, cookie.len ? cookie.data : NULL);
+        st_buf_reset(&body);
+        st_buf_printf(&body, event_fmt, steps[i].id, (int)i);
+        long st = client_do(&k, s.port, steps[i].path, body.data);
+        if (st != steps[i].want)
+            fail_msg("%s: status %ld '%s', want %ld", steps[i].id, st, k.body.data, steps[i].want);
+        if (st == 200 && strcmp(k.body.data, one))
+            fail_msg("%s: body '%s', want '%s'", steps[i].id, k.body.data, one);
+        long conns = -1;
+        curl_easy_getinfo(k.c, CURLINFO_NUM_CONNECTS, &conns);
+        /* after a 2xx the next request must reuse the connection, or the
+         * remembered key would not be what it is checked against */
+        if (prev == 200 && conns != 0)
+            fail_msg("%s: curl opened %ld new connection(s)", steps[i].id, conns);
+        prev = st;
+    }
+    client_free(&k);
+    st_buf_free(&body);
+    st_buf_free(&cookie);
+    assert_int_equal(WEXITSTATUS(stop(&s, SIGTERM)), 0);
+    json_t *src = log_sources(s.log);
+    assert_int_equal(json_object_size(src), 7);
+    for (const char *const *id = (const char *const[]){"k1", "k2", "k3", "k4", NULL}; *id; id++)
+        assert_string_equal(json_string_value(json_object_get(src, *id)), "backend");
+    assert_string_equal(json_string_value(json_object_get(src, "k5")), "other");
+    assert_string_equal(json_string_value(json_object_get(src, "k6")), "backend");
+    assert_string_equal(json_string_value(json_object_get(src, "k7")), "backend");
+    json_decref(src);
+    server_free(&s);
+}
+
 
 int main(void)
 {
@@ -412,6 +530,7 @@ int main(void)
         cmocka_unit_test_teardown(test_concurrent_keepalive, tu_serve_teardown),
         cmocka_unit_test_teardown(test_queue_full, tu_serve_teardown),
         cmocka_unit_test_teardown(test_write_failure, tu_serve_teardown),
+        cmocka_unit_test_teardown(test_keepalive_keys, tu_serve_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -136,37 +136,6 @@ static void set_keys(void)
     setenv("TST_KEY_BACKEND", "backend-secret", 1);
 }
 
-/* Every record in the log, keyed by event_id -> array of records. */
-static json_t *read_log(const char *dir)
-{
-    json_t *all = json_object();
-    st_evlog_reader *r;
-    TU_OK(st_evlog_reader_open(dir, NULL, &r, &tu_err));
-    st_evlog_rec recs[64];
-    for (;;) {
-        size_t n;
-        TU_OK(st_evlog_read(r, recs, 64, &n, &tu_err));
-        if (!n)
-            break;
-        for (size_t i = 0; i < n; i++) {
-            json_error_t je;
-            json_t *j = json_loadb(recs[i].data, recs[i].len, 0, &je);
-            if (!j)
-                fail_msg("record %llu is not JSON: %s", (unsigned long long)recs[i].seq, je.text);
-            const char *id = json_string_value(json_object_get(j, "event_id"));
-            assert_non_null(id);
-            json_t *arr = json_object_get(all, id);
-            if (!arr) {
-                arr = json_array();
-                json_object_set_new(all, id, arr);
-            }
-            json_array_append_new(arr, j);
-        }
-    }
-    st_evlog_reader_close(r);
-    return all;
-}
-
 /* The stored record minus the server's fields equals what was sent. */
 static void check_stored(json_t *log, const char *sent, const char *source, size_t copies)
 {
@@ -377,7 +346,7 @@ static void test_serve(void **state)
     int status = stop(&s, SIGTERM);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
-    json_t *log = read_log(s.log);
+    json_t *log = tu_read_log(s.log);
     check_stored(log, web1, "web", 1);
     check_stored(log, web2, "web", 1);
     check_stored(log, late, "web", 1);
@@ -502,7 +471,7 @@ static void test_durability_sigkill(void **state)
     assert_int_equal(r.status, 200);
     resp_free(&r);
     stop(&s, SIGTERM);
-    json_t *log = read_log(s.log);
+    json_t *log = tu_read_log(s.log);
     size_t total = 0;
     for (int i = 0; i < N; i++) {
         total += args[i].n_acked;

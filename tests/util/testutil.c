@@ -7,6 +7,7 @@
 #include "strata/delta.h"
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <dirent.h>
 
 #include <stdio.h>
@@ -396,4 +397,34 @@ void tu_client_free(tu_client *c)
     st_free(c->key);
     pthread_mutex_destroy(&c->mu);
     st_free(c);
+}
+
+json_t *tu_read_log(const char *dir)
+{
+    json_t *all = json_object();
+    st_evlog_reader *r;
+    TU_OK(st_evlog_reader_open(dir, NULL, &r, &tu_err));
+    st_evlog_rec recs[64];
+    for (;;) {
+        size_t n;
+        TU_OK(st_evlog_read(r, recs, 64, &n, &tu_err));
+        if (!n)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            json_error_t je;
+            json_t *j = json_loadb(recs[i].data, recs[i].len, 0, &je);
+            if (!j)
+                fail_msg("record %llu is not JSON: %s", (unsigned long long)recs[i].seq, je.text);
+            const char *id = json_string_value(json_object_get(j, "event_id"));
+            assert_non_null(id);
+            json_t *arr = json_object_get(all, id);
+            if (!arr) {
+                arr = json_array();
+                json_object_set_new(all, id, arr);
+            }
+            json_array_append_new(arr, j);
+        }
+    }
+    st_evlog_reader_close(r);
+    return all;
 }

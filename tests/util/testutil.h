@@ -63,6 +63,10 @@ int64_t tu_client_distinct(tu_client *c);        /* after tu_client_stop */
  * id and no event_id twice. */
 void tu_client_check(tu_client *c, const char *lake, const char *view);
 void tu_client_free(tu_client *c);
+/* Every record of the event log in dir, as event_id -> array of the
+ * records (JSON objects) in log order; OWNED (json_decref). */
+typedef struct json_t json_t;
+json_t *tu_read_log(const char *dir);
 /* Opens an in-memory engine or fails the test. */
 st_engine *tu_engine(void);
 /* Fails the test with err's message when rc != ST_OK. */
