@@ -156,6 +156,20 @@ static bool p_string(parser *ps, uint32_t *off, uint32_t *len)
     const unsigned char *p = ps->p, *e = ps->e;
     for (;;) {
         const unsigned char *run = p;
+        /* eight plain bytes at a time: none a quote, a backslash, a control
+         * character or non-ASCII (each test may flag a plain byte, never
+         * miss one; a flagged word goes byte by byte) */
+        while (e - p >= 8) {
+            uint64_t v, q, b;
+            memcpy(&v, p, 8);
+            q = v ^ 0x2222222222222222ULL;
+            b = v ^ 0x5C5C5C5C5C5C5C5CULL;
+            uint64_t m = ((q - 0x0101010101010101ULL) & ~q) | ((b - 0x0101010101010101ULL) & ~b) |
+                         ((v - 0x2020202020202020ULL) & ~v) | v;
+            if (m & 0x8080808080808080ULL)
+                break;
+            p += 8;
+        }
         while (p < e && *p != '"' && *p != '\\' && *p >= 0x20 && *p < 0x80)
             p++;
         memcpy(o, run, (size_t)(p - run));
