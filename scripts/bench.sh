@@ -32,6 +32,8 @@ run() {
 val() { # val NAME KEY
   grep "^$1 " "$OUT" | tail -1 | tr ' ' '\n' | awk -F= -v k="$2" '$1==k {print $2}'
 }
+# met VALUE OP TARGET: " (not met)" when VALUE misses the target
+met() { awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN { ok = op == ">=" ? v >= t : v <= t; if (v == "" || !ok) printf " (not met)" }'; }
 
 # Storage layer (issue: Delta Lake tables)
 run append-duckdb "$B/delta_bench" append-duckdb "$WORK" "$ROWS"
@@ -165,7 +167,7 @@ noisy: compare the ratios, which are measured side by side in one run.
 | figure | Strata | baseline | ratio | target |
 |---|---|---|---|---|
 | append $ROWS rows x 10 columns (rows/s) | $(awk -v s="$s" -v r="$ROWS" 'BEGIN{printf "%.0f", r/s}') ($s s) | DuckDB \`COPY ... TO parquet\`: $(awk -v s="$d" -v r="$ROWS" 'BEGIN{printf "%.0f", r/s}') ($d s) | $ratio | >= 0.9 |
-| aggregate query over the table (ms) | view: $(val query view_ms) | \`read_parquet\` of the same files: $(val query read_parquet_ms) | $(val query ratio) | <= 1.1 |
+| aggregate query over the table (ms) | view: $(val query view_ms) | \`read_parquet\` of the same files: $(val query read_parquet_ms) | $(val query ratio) | <= 1.1$(met "$(val query ratio)" "<=" 1.1) |
 | snapshot load, $COMMITS commits, with checkpoint (ms) | $(val snapshot load_ms_checkpoint) | | | <= 50 |
 | snapshot load, $COMMITS commits, no checkpoint (ms) | $(val snapshot load_ms_no_checkpoint) | | | report |
 | commit latency, 100-row appends, p50 / p99 (ms) | $(val commit p50_ms) / $(val commit p99_ms) | | | report |
@@ -185,7 +187,7 @@ collector run is followed by nginx with the same wrk command.
 | figure | Strata | baseline | ratio | target |
 |---|---|---|---|---|
 | batched POSTs, 100 events of ~500 B (events/s) | $(val collector-batch events_per_s) | | | >= 100,000 |
-| single-event POSTs, keep-alive (requests/s) | $(val collector-single requests_per_s) | nginx \`return 204;\`: $(val collector-single nginx_requests_per_s) | $(val collector-single ratio) | >= 0.5 |
+| single-event POSTs, keep-alive (requests/s) | $(val collector-single requests_per_s) | nginx \`return 204;\`: $(val collector-single nginx_requests_per_s) | $(val collector-single ratio) | >= 0.5$(met "$(val collector-single ratio)" ">=" 0.5) |
 | the same with 64 connections on both sides (requests/s) | $(val collector-single-c64 requests_per_s) | nginx: $(val collector-single-c64 nginx_requests_per_s) | $(val collector-single-c64 ratio) | report |
 | latency at a steady 5K events/s (batches of 10), p50 / p99 (ms) | $(val collector-latency p50_ms) / $(val collector-latency p99_ms) | | | report |
 | collector peak RSS under the batched load (MB) | $(val collector-batch peak_rss_mb) | | | report |
@@ -200,7 +202,7 @@ See the raw lines below for every field; the headline ratios:
 | MariaDB to bronze (rows/s) | $(val extract-mysql rows_per_s) | \`mariadb -e SELECT > /dev/null\`: $(val extract-mysql mariadb_rows_per_s) | $(val extract-mysql ratio) | >= 0.7 |
 | hashdiff, 1% changed (s) | $(val extract-hashdiff seconds) | | | report |
 | silver SCD2 batch, 1% keys changed, 0.1% late (s) | $(val silver strata_s) | full recompute, same output: $(val silver full_s); lean: $(val silver full_lean_s) | $(val silver speedup) / $(val silver speedup_lean) | >= 5x, <= 10 s |
-| loader raw -> bronze (events/s) | $(val loader events_per_s) | | | >= 200,000 (not met) |
+| loader raw -> bronze (events/s) | $(val loader events_per_s) | | | >= 200,000$(met "$(val loader events_per_s)" ">=" 200000) |
 | freshness at 5K events/s, POST to queryable in bronze, p95 (s) | $(val loader-freshness p95_s) | | | <= 10 |
 | orchestration overhead per empty asset (ms) | $(val orch overhead_ms_per_asset) | | | <= 50 |
 | planning a 1,000-asset DAG (ms) | $(val orch plan_total_ms) | | | <= 1000 |
@@ -227,14 +229,19 @@ $DEMO_TIME
   rows of the affected keys (docs/silver.md), the speed-up against the lean
   baseline has been 5.7x-7.7x across runs on this machine (earlier code:
   3.6x-5.7x).
-- Loader: below its target, 74K-100K events per CPU second on one thread
-  across the recorded runs of this version (the machine's speed varies).
-  Its profile now: Parquet writes of the four tables about 25%, PII
-  encryption 8%, JSON 7%, staging inserts 7% (src/load/README.md).
+- Loader: the loader alone, as \`strata load\` runs it: two threads stage each
+  batch (the halves of every round of log records, then deduplication in log
+  order) and commit its tables on two DuckDB connections; \`events_per_cpu_s\`
+  in the raw line is its cost. Inside \`strata serve\` it stages on one
+  thread by default, so the collector keeps a core (src/load/README.md).
+  Across runs on this machine the loader alone made 155K-219K events/s: the
+  host's speed varies by tens of percent over minutes (\`log_write_s\`, the
+  same work every run, moves with it).
 - Collector, single events: every answer waits for an fdatasync, which on a
   growing file also writes the inode; server and wrk share the 2 cores, and
   nginx's \`return 204;\` does no I/O. More connections share each fsync
-  (the 64-connection row). The first \`collector-latency\` line is measured
+  (the 64-connection row). The loader thread runs in the same process
+  during these runs. The first \`collector-latency\` line is measured
   during the freshness run, with the loader committing in the same process
   on the same 2 cores; the second on the collector alone.
 

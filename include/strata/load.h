@@ -167,7 +167,8 @@ typedef struct st_loader_cfg {
     int64_t dedup_window_days; /* 7 */
     int64_t late_horizon_s;    /* event_time older than received_at minus this -> _late (172800) */
     int64_t stage_threads;     /* threads staging a batch and committing its tables:
-                                  1 or 2; 0 = 2 when there are two cores */
+                                  1 or 2; 0 = 2 when there are two cores (`strata
+                                  serve` makes 0 mean 1: the collector keeps a core) */
     bool write_raw;            /* write <lake>/raw/events (true) */
     bool enabled;              /* serve runs the loader thread (true) */
     char *master_key_env;      /* "STRATA_MASTER_KEY" */
