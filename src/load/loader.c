@@ -1076,7 +1076,7 @@ static st_rc seed_day(st_loader *l, fam *f, int32_t day, st_err *err)
 }
 
 /* Converts one field value per its type.  Appends the value (or NULL) to
- * the appender and returns ST_ERR_INVALID with *why filled on a type error.
+ * the rows a and returns ST_ERR_INVALID with *why filled on a type error.
  * v is a node of j, or -1 with etype set for a field fed by the event type. */
 static st_rc field_value(worker *w, const st_sfield *f, st_pii_action act, const st_fj *j,
                          int v, const char *etype, const char *subject, st_rows *a,

@@ -15,8 +15,9 @@
  * Unwrapped keys are cached in memory for the loader's lifetime.  With
  * st_keystore_defer the keys a batch creates are stored together by
  * st_keystore_flush, in one transaction, which the loader calls before it
- * commits anything encrypted with them (one INSERT per new subject was
- * ~30 us each, serialised, the bulk of a first batch with many subjects).
+ * commits anything encrypted with them (one INSERT per new subject, each
+ * its own transaction behind the key store's lock, serialised the staging
+ * threads on a batch with many new subjects).
  * redact.c does the text redaction; loader.c decides which action applies
  * to which field.
  */
