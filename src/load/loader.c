@@ -1513,13 +1513,14 @@ static st_rc dedup_pass(st_loader *l, worker *w, st_load_stats *st, st_err *err)
         const staged *sg = &w->acc[i];
         fam *f = &l->fams[sg->fam];
         const char *event_id = w->ids.data + sg->id_off;
-        if (st_map_get(f->batch_ids, event_id)) {
+        void *seen = NULL;   /* one hash of the id: the put says whether it was there */
+        if (st_map_put(f->batch_ids, event_id, (void *)1, &seen))
+            return st_fail(err, ST_ERR_NOMEM, "out of memory");
+        if (seen) {
             st->duplicates++;
             rc = st_rows_drop(&w->wf[sg->fam].st, sg->row, err);
             continue;
         }
-        if (st_map_put(f->batch_ids, event_id, (void *)1, NULL))
-            return st_fail(err, ST_ERR_NOMEM, "out of memory");
         int32_t day = sg->day;
         if (l->cfg->dedup_window_days > 0 && day >= today - l->cfg->dedup_window_days) {
             if (!f->last_day_ok || f->last_day != day) {

@@ -351,6 +351,21 @@ static st_rc rowsel_set(rowsel *r, size_t fi, uint64_t pos, bool on, st_err *err
     return ST_OK;
 }
 
+/* The selection named by the token in column 0 of a call (a constant of
+ * the query, read from the first row), NULL when none.  A selection is not
+ * freed while a query of its merge runs, so it is read after the lock. */
+static const rowsel *sel_of_query(duckdb_data_chunk input)
+{
+    int64_t token = ((int64_t *)duckdb_vector_get_data(duckdb_data_chunk_get_vector(input, 0)))[0];
+    const rowsel *sel = NULL;
+    pthread_mutex_lock(&g_sel_mu);
+    for (size_t i = 0; i < ROWSEL_SLOTS; i++)
+        if (g_sel[i] && g_sel[i]->token == (uint64_t)token)
+            sel = g_sel[i];
+    pthread_mutex_unlock(&g_sel_mu);
+    return sel;
+}
+
 /* st_silver_rowsel(token, fi, pos): the token and file index are constants
  * of the query (read from the first row); pos varies. */
 static void rowsel_fn(duckdb_function_info info, duckdb_data_chunk input, duckdb_vector output)
@@ -360,22 +375,17 @@ static void rowsel_fn(duckdb_function_info info, duckdb_data_chunk input, duckdb
     bool *out = (bool *)duckdb_vector_get_data(output);
     if (n == 0)
         return;
-    int64_t token = ((int64_t *)duckdb_vector_get_data(duckdb_data_chunk_get_vector(input, 0)))[0];
+    const rowsel *sel = sel_of_query(input);
     int32_t fi = ((int32_t *)duckdb_vector_get_data(duckdb_data_chunk_get_vector(input, 1)))[0];
     duckdb_vector pv = duckdb_data_chunk_get_vector(input, 2);
     const int64_t *pos = (const int64_t *)duckdb_vector_get_data(pv);
     uint64_t *valid = duckdb_vector_get_validity(pv);
     const uint64_t *bits = NULL;
     uint64_t n_bits = 0;
-    /* the selection is not freed while a query of its merge runs */
-    pthread_mutex_lock(&g_sel_mu);
-    for (size_t i = 0; i < ROWSEL_SLOTS; i++)
-        if (g_sel[i] && g_sel[i]->token == (uint64_t)token && fi >= 0 &&
-            (size_t)fi < g_sel[i]->n_files) {
-            bits = g_sel[i]->bits[fi];
-            n_bits = g_sel[i]->n_bits[fi];
-        }
-    pthread_mutex_unlock(&g_sel_mu);
+    if (sel && fi >= 0 && (size_t)fi < sel->n_files) {
+        bits = sel->bits[fi];
+        n_bits = sel->n_bits[fi];
+    }
     for (idx_t i = 0; i < n; i++) {
         uint64_t p = (uint64_t)pos[i];
         out[i] = bits && (!valid || duckdb_validity_row_is_valid(valid, i)) && p < n_bits &&
@@ -392,16 +402,10 @@ static void keyin_fn(duckdb_function_info info, duckdb_data_chunk input, duckdb_
     bool *out = (bool *)duckdb_vector_get_data(output);
     if (n == 0)
         return;
-    int64_t token = ((int64_t *)duckdb_vector_get_data(duckdb_data_chunk_get_vector(input, 0)))[0];
+    const rowsel *sel = sel_of_query(input);
     duckdb_vector kv = duckdb_data_chunk_get_vector(input, 1);
     const int64_t *v = (const int64_t *)duckdb_vector_get_data(kv);
     uint64_t *valid = duckdb_vector_get_validity(kv);
-    const rowsel *sel = NULL;
-    pthread_mutex_lock(&g_sel_mu);
-    for (size_t i = 0; i < ROWSEL_SLOTS; i++)
-        if (g_sel[i] && g_sel[i]->token == (uint64_t)token)
-            sel = g_sel[i];
-    pthread_mutex_unlock(&g_sel_mu);
     for (idx_t i = 0; i < n; i++)
         out[i] = sel && (!valid || duckdb_validity_row_is_valid(valid, i)) &&
                  keyset_has(sel, (uint64_t)v[i]);

@@ -114,6 +114,18 @@ static st_rc put_hash(st_buf *b, char **cols, size_t n, const char *alias,
     return rc ? rc : st_buf_puts(b, "]) AS VARCHAR))");
 }
 
+/* The head of a version row: the entity's columns, the surrogate key (a
+ * hash of the business key and the version's start) and _valid_from, each
+ * followed by ", ". */
+static st_rc put_version_head(st_buf *b, const scd_plan *p)
+{
+    static const char *const vf[] = {"_vf"};
+    st_rc rc = scd_put_cols(b, p->cols, p->n_cols, NULL);
+    rc = rc ? rc : st_buf_puts(b, ", ");
+    rc = rc ? rc : put_hash(b, p->key, p->n_key, NULL, vf, 1);
+    return rc ? rc : st_buf_puts(b, " AS _sk, _vf AS _valid_from, ");
+}
+
 static bool has(char **l, size_t n, const char *s)
 {
     for (size_t i = 0; i < n; i++)
@@ -487,13 +499,8 @@ st_rc scd_rebuild(st_engine *eng, const scd_plan *p, const char *batch_id, st_si
                                      "+ 1 AS _ver, _s AS _seq, CAST(NULL AS %s[]) AS _noops, false AS "
                                      "_st_rw FROM j WHERE NOT _same) SELECT ",
                                  p->seq_type, p->seq_type);
-    rc = rc ? rc : scd_put_cols(&b, p->cols, p->n_cols, NULL);
-    rc = rc ? rc : st_buf_puts(&b, ", ");
-    {
-        const char *extra[] = {"_vf"};
-        rc = rc ? rc : put_hash(&b, p->key, p->n_key, NULL, extra, 1);
-    }
-    rc = rc ? rc : st_buf_puts(&b, " AS _sk, _vf AS _valid_from, _vt AS _valid_to, _vt IS NULL AS "
+    rc = rc ? rc : put_version_head(&b, p);
+    rc = rc ? rc : st_buf_puts(&b, "_vt AS _valid_to, _vt IS NULL AS "
                                    "_is_current, _del AS _is_deleted, _ver AS _version, CASE WHEN "
                                    "_del THEN NULL ELSE ");
     rc = rc ? rc : put_hash(&b, track, n_track, NULL, NULL, 0);
@@ -610,13 +617,8 @@ st_rc scd_rebuild(st_engine *eng, const scd_plan *p, const char *batch_id, st_si
                                    "FROM e3 GROUP BY ");
     rc = rc ? rc : scd_put_cols(&b, p->key, p->n_key, NULL);
     rc = rc ? rc : st_buf_puts(&b, ", _g) SELECT ");
-    rc = rc ? rc : scd_put_cols(&b, p->cols, p->n_cols, NULL);
-    rc = rc ? rc : st_buf_puts(&b, ", ");
-    {
-        const char *extra[] = {"_vf"};
-        rc = rc ? rc : put_hash(&b, p->key, p->n_key, NULL, extra, 1);
-    }
-    rc = rc ? rc : st_buf_puts(&b, " AS _sk, _vf AS _valid_from, lead(_vf) OVER w AS _valid_to, "
+    rc = rc ? rc : put_version_head(&b, p);
+    rc = rc ? rc : st_buf_puts(&b, "lead(_vf) OVER w AS _valid_to, "
                                    "lead(_vf) OVER w IS NULL AS _is_current, _del AS _is_deleted, "
                                    "row_number() OVER w AS _version, CASE WHEN _del THEN NULL ELSE ");
     rc = rc ? rc : put_hash(&b, track, n_track, NULL, NULL, 0);

@@ -346,7 +346,7 @@ static void test_serve(void **state)
     int status = stop(&s, SIGTERM);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
-    json_t *log = tu_read_log(s.log);
+    json_t *log = tu_read_log(s.log, false);
     check_stored(log, web1, "web", 1);
     check_stored(log, web2, "web", 1);
     check_stored(log, late, "web", 1);
@@ -471,7 +471,7 @@ static void test_durability_sigkill(void **state)
     assert_int_equal(r.status, 200);
     resp_free(&r);
     stop(&s, SIGTERM);
-    json_t *log = tu_read_log(s.log);
+    json_t *log = tu_read_log(s.log, false);
     size_t total = 0;
     for (int i = 0; i < N; i++) {
         total += args[i].n_acked;

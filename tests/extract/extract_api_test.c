@@ -92,17 +92,26 @@ static void add(const char *match, int status, const char *file, const char *bod
     "  ecb:\n    kind: ecb\n    url: %s/service\n    retries: 2\n" extra                       \
     "    series: {exr_m: \"EXR/M.USD+GBP.EUR.SP00.A\"}\n"
 
+/* An incremental ECB project: the replay server answers the first run in
+ * full, the second with a revision and new periods (updatedAfter), the third
+ * with 304.  *yml is OWNED. */
+static char *ecb_incremental(const char *tag, char **yml)
+{
+    tu_replay_reset(g_srv);
+    add("updatedAfter=", 200, "ecb_exr_m_csvdata_updated.csv", NULL, NULL, 0, 1);
+    add("updatedAfter=", 304, NULL, "", NULL, 0, 0);
+    add("/service/data/EXR/M.USD", 200, "ecb_exr_m_csvdata.csv", NULL, NULL, 0, 0);
+    *yml = st_sprintf(ECB_SRC("    strategy: incremental\n"), tu_replay_url(g_srv));
+    return project(tag, *yml);
+}
+
 /* ECB csvdata: first run full, then updatedAfter returns a revision and new
  * periods merged by series key + period, then 304 leaves bronze alone. */
 static void test_ecb_incremental(void **state)
 {
     (void)state;
-    tu_replay_reset(g_srv);
-    add("updatedAfter=", 200, "ecb_exr_m_csvdata_updated.csv", NULL, NULL, 0, 1);
-    add("updatedAfter=", 304, NULL, "", NULL, 0, 0);
-    add("/service/data/EXR/M.USD", 200, "ecb_exr_m_csvdata.csv", NULL, NULL, 0, 0);
-    char *yml = st_sprintf(ECB_SRC("    strategy: incremental\n"), tu_replay_url(g_srv));
-    char *proj = project("ecb", yml);
+    char *yml = NULL;
+    char *proj = ecb_incremental("ecb", &yml);
     st_extract_report *rep = run(proj, "ecb", ST_OK);
     assert_int_equal(rep->tables[0].rows_written, 12);
     assert_string_equal(rep->tables[0].target, "bronze.ecb__exr_m");
@@ -151,22 +160,9 @@ static void test_ecb_incremental(void **state)
     st_free(proj);
 }
 
-/* One value of `sql` over lake table <layer>/<target> registered as b. */
-static char *lq(const char *proj, const char *layer, const char *target, const char *sql)
-{
-    char *path = st_sprintf("%s/lake/%s/%s", proj, layer, target);
-    char *out = tu_delta_str(path, "b", sql);
-    st_free(path);
-    return out ? out : st_strdup("NULL");
-}
-
+/* Lake table <layer>/<target> is registered as b. */
 #define ASSERT_LQ(proj, layer, target, sql, want)                                            \
-    do {                                                                                     \
-        char *got_ = lq(proj, layer, target, sql);                                           \
-        if (strcmp(got_, want))                                                              \
-            fail_msg("%s %s: got '%s', want '%s'", layer, sql, got_, want);                  \
-        st_free(got_);                                                                       \
-    } while (0)
+    TU_ASSERT_PROJECT(proj, layer, target, "b", sql, want)
 
 /* API tables land in raw like database tables (one _run_id partition per
  * run, the response rows as parsed); `strata reprocess` rebuilds bronze
@@ -176,12 +172,8 @@ static char *lq(const char *proj, const char *layer, const char *target, const c
 static void test_api_raw_reprocess_agent(void **state)
 {
     (void)state;
-    tu_replay_reset(g_srv);
-    add("updatedAfter=", 200, "ecb_exr_m_csvdata_updated.csv", NULL, NULL, 0, 1);
-    add("updatedAfter=", 304, NULL, "", NULL, 0, 0);
-    add("/service/data/EXR/M.USD", 200, "ecb_exr_m_csvdata.csv", NULL, NULL, 0, 0);
-    char *yml = st_sprintf(ECB_SRC("    strategy: incremental\n"), tu_replay_url(g_srv));
-    char *proj = project("ecb_raw", yml);
+    char *yml = NULL;
+    char *proj = ecb_incremental("ecb_raw", &yml);
     st_extract_report *rep = run(proj, "ecb", ST_OK);
     int64_t r1 = rep->tables[0].run_id;
     st_extract_report_free(rep);

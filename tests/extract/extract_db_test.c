@@ -511,22 +511,9 @@ static void test_odbc(void **state)
     st_free(proj);
 }
 
-/* One value of `sql` over lake table <layer>/<target> registered as t. */
-static char *lake_q(const char *proj, const char *layer, const char *target, const char *sql)
-{
-    char *path = st_sprintf("%s/lake/%s/%s", proj, layer, target);
-    char *out = tu_delta_str(path, "t", sql);
-    st_free(path);
-    return out ? out : st_strdup("NULL");
-}
-
+/* Lake table <layer>/<target> is registered as t. */
 #define ASSERT_LQ(proj, layer, target, sql, want)                                            \
-    do {                                                                                     \
-        char *got_ = lake_q(proj, layer, target, sql);                                       \
-        if (strcmp(got_, want))                                                              \
-            fail_msg("%s: got '%s', want '%s'", sql, got_, want);                            \
-        st_free(got_);                                                                       \
-    } while (0)
+    TU_ASSERT_PROJECT(proj, layer, target, "t", sql, want)
 
 static st_extract_report *reprocess(const char *proj, const char *sel, const int64_t *runs,
                                     size_t n, st_rc want)
@@ -574,7 +561,7 @@ static void test_raw_reprocess(void **state)
     ASSERT_LQ(proj, "raw", tg, "SELECT DISTINCT _batch_id FROM t WHERE name = 'changed'", want);
 
     /* bronze from run 1 only: the state before the updates */
-    char *v0 = lake_q(proj, "bronze", tg, "SELECT count(*) FROM t");
+    char *v0 = tu_project_str(proj, "bronze", tg, "t", "SELECT count(*) FROM t");
     assert_string_equal(v0, "1002");
     st_free(v0);
     rep = reprocess(proj, "pg.traw", &r1, 1, ST_OK);

@@ -399,18 +399,23 @@ void tu_client_free(tu_client *c)
     st_free(c);
 }
 
-json_t *tu_read_log(const char *dir)
+json_t *tu_read_log(const char *dir, bool dense)
 {
     json_t *all = json_object();
     st_evlog_reader *r;
     TU_OK(st_evlog_reader_open(dir, NULL, &r, &tu_err));
     st_evlog_rec recs[64];
+    uint64_t next_seq = 0;
     for (;;) {
         size_t n;
         TU_OK(st_evlog_read(r, recs, 64, &n, &tu_err));
         if (!n)
             break;
         for (size_t i = 0; i < n; i++) {
+            /* dense sequence numbers: no batch lost or reordered between segments */
+            if (dense)
+                assert_true(recs[i].seq == next_seq);
+            next_seq++;
             json_error_t je;
             json_t *j = json_loadb(recs[i].data, recs[i].len, 0, &je);
             if (!j)
@@ -427,4 +432,13 @@ json_t *tu_read_log(const char *dir)
     }
     st_evlog_reader_close(r);
     return all;
+}
+
+char *tu_project_str(const char *proj, const char *layer, const char *target, const char *view,
+                     const char *sql)
+{
+    char *path = st_sprintf("%s/lake/%s/%s", proj, layer, target);
+    char *out = tu_delta_str(path, view, sql);
+    st_free(path);
+    return out ? out : st_strdup("NULL");
 }

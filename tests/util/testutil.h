@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "strata/core.h"
@@ -64,9 +65,22 @@ int64_t tu_client_distinct(tu_client *c);        /* after tu_client_stop */
 void tu_client_check(tu_client *c, const char *lake, const char *view);
 void tu_client_free(tu_client *c);
 /* Every record of the event log in dir, as event_id -> array of the
- * records (JSON objects) in log order; OWNED (json_decref). */
+ * records (JSON objects) in log order; OWNED (json_decref).  dense: also
+ * asserts the sequence numbers run 0, 1, 2... with no gap. */
 typedef struct json_t json_t;
-json_t *tu_read_log(const char *dir);
+json_t *tu_read_log(const char *dir, bool dense);
+/* One value of sql over the Delta table PROJ/lake/LAYER/TARGET registered
+ * as view; "NULL" for SQL NULL.  OWNED. */
+char *tu_project_str(const char *proj, const char *layer, const char *target, const char *view,
+                     const char *sql);
+/* Fails the test unless that value is want. */
+#define TU_ASSERT_PROJECT(proj, layer, target, view, sql, want)                               \
+    do {                                                                                     \
+        char *got_ = tu_project_str(proj, layer, target, view, sql);                         \
+        if (strcmp(got_, want))                                                              \
+            fail_msg("%s %s: got '%s', want '%s'", layer, sql, got_, want);                  \
+        st_free(got_);                                                                       \
+    } while (0)
 /* Opens an in-memory engine or fails the test. */
 st_engine *tu_engine(void);
 /* Fails the test with err's message when rc != ST_OK. */
